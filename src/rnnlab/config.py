@@ -1,0 +1,200 @@
+"""Config schemas and validation shared by the DVC stages and the Hydra app.
+
+``conf/`` holds plain YAML so that DVC can compose it without importing rnnlab. The schemas
+below are applied when a stage starts: unknown or misspelt keys, wrong types and values outside
+the allowed choices fail before any work, with a message that names the key and the options.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from rnnlab.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def choice(default: Any, options: tuple[str, ...]) -> Any:
+    """A string field restricted to ``options``; checked by :func:`validate`."""
+    return field(default=default, metadata={"choices": options})
+
+
+@dataclass
+class ForecastTaskConfig:
+    name: str = "forecast"
+    lookback: int = 104
+    horizon: int = 13
+    window_norm: str = choice("last", ("none", "last"))
+    monitor: str = "val/loss"
+
+
+@dataclass
+class ForecastDataConfig:
+    name: str = "co2"
+    source: str = choice("co2", ("co2", "sunspots", "macrodata", "csv"))
+    path: str | None = None
+    time_column: str = "date"
+    target_columns: list[str] = field(default_factory=lambda: ["co2"])
+    covariate_columns: list[str] = field(default_factory=list)
+    seasonal_period: int = 52
+    missing: str = choice("interpolate", ("interpolate", "ffill", "drop", "error"))
+    scaling: str = choice("standard", ("standard", "minmax", "none"))
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lstm"
+    arch: str = choice("lstm", ("rnn", "lstm", "gru", "mlp", "transformer"))
+    hidden_size: int = 64
+    num_layers: int = 2
+    dropout: float = 0.1
+    bidirectional: bool = False
+    nonlinearity: str = choice("tanh", ("tanh", "relu"))
+    init: str = choice("default", ("default", "xavier", "orthogonal", "identity"))
+    attention: str | None = choice(None, ("additive", "dot", "multihead"))
+    num_heads: int = 4
+    activation: str = choice("relu", ("sigmoid", "tanh", "relu"))
+    dim_feedforward: int = 128
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = choice("adamw", ("adam", "adamw", "sgd"))
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = choice("plateau", ("none", "plateau", "cosine"))
+    factor: float = 0.5
+    patience: int = 3
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 40
+    batch_size: int = 64
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    precision: str = choice("32-true", ("32-true", "16-mixed", "bf16-mixed", "64-true"))
+    gradient_clip_val: float | None = 1.0
+    gradient_clip_algorithm: str = choice("norm", ("norm", "value"))
+    early_stopping_patience: int = 8
+    deterministic: bool = True
+    num_workers: int = 0
+    flush_denormal: bool = True
+    mkldnn: bool = False
+    limit_train_batches: float = 1.0
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = choice("mlflow", ("mlflow", "none"))
+    tracking_uri: str | None = None
+    experiment_name: str = "rnnlab"
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    seed: int = 42
+    task: Any = None
+    data: Any = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+# task name -> (task schema, data schema); a new task registers its pair here.
+TASK_SCHEMAS: dict[str, tuple[type, type]] = {
+    "forecast": (ForecastTaskConfig, ForecastDataConfig),
+}
+
+
+def validate(cfg: DictConfig | dict) -> DictConfig:
+    """Check ``cfg`` against the schemas and return a typed, read-only copy."""
+    raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    task_name = OmegaConf.select(raw, "task.name")
+    if task_name not in TASK_SCHEMAS:
+        raise ConfigError(
+            f"task.name={task_name!r} is not a known task; choose one of "
+            f"{sorted(TASK_SCHEMAS)} (for example `task=forecast`)."
+        )
+    task_schema, data_schema = TASK_SCHEMAS[task_name]
+    schema = OmegaConf.structured(Config)
+    schema.task = OmegaConf.structured(task_schema)
+    schema.data = OmegaConf.structured(data_schema)
+    try:
+        merged = OmegaConf.merge(schema, raw)
+    except ConfigKeyError as err:
+        raise ConfigError(_unknown_key_message(err, schema)) from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"Invalid config value at `{err.full_key}`: {err.msg}") from None
+    for section, dataclass_type in (
+        ("task", task_schema),
+        ("data", data_schema),
+        ("model", ModelConfig),
+        ("trainer", TrainerConfig),
+        ("logger", LoggerConfig),
+    ):
+        _check_choices(merged[section], dataclass_type, section)
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+def _unknown_key_message(err: ConfigKeyError, schema: DictConfig) -> str:
+    full_key = str(err.full_key)
+    parent, _, key = full_key.rpartition(".")
+    node = OmegaConf.select(schema, parent) if parent else schema
+    allowed = sorted(node.keys()) if isinstance(node, DictConfig) else []
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    did_you_mean = f" Did you mean `{parent + '.' if parent else ''}{hint[0]}`?" if hint else ""
+    return f"Unknown config key `{full_key}`.{did_you_mean} Allowed keys here: {allowed}."
+
+
+def _check_choices(node: DictConfig, dataclass_type: type, prefix: str) -> None:
+    for f in fields(dataclass_type):
+        value = node[f.name]
+        options = f.metadata.get("choices")
+        if options is not None and value is not None and value not in options:
+            raise ConfigError(
+                f"`{prefix}.{f.name}={value}` is not allowed; choose one of {list(options)}."
+            )
+        default = f.default_factory() if callable(f.default_factory) else None
+        if is_dataclass(default):
+            _check_choices(value, type(default), f"{prefix}.{f.name}")
+
+
+def load_params(path: Path | str = "params.yaml") -> DictConfig:
+    """Load and validate a resolved config file such as DVC's ``params.yaml``."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"{path} not found. Run the stage from the repository root, or regenerate it with "
+            "`make params`."
+        )
+    return validate(OmegaConf.load(path))
+
+
+def compose(overrides: list[str] | None = None, config_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose ``conf/`` the way DVC and the Hydra app do, resolved, without validation."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(config_dir), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=overrides or [])
+    OmegaConf.resolve(cfg)
+    return cfg

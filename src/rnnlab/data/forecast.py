@@ -1,0 +1,125 @@
+"""Forecasting data: raw series in, scaled series with its split and scaler out.
+
+``data/raw/<name>.csv`` is exactly what went in (after column selection, before any filling);
+``data/prepared/`` holds ``series.csv`` (filled and scaled, with a ``split`` column) and
+``meta.json`` (columns, split rows, scaler fitted on train only, and the raw data's hash).
+Windows are cut on the fly at training time; they would only repeat the series ``lookback``
+times over on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from rnnlab.data.preprocessing import (
+    Scaler,
+    SplitBounds,
+    chronological_split,
+    fill_missing,
+    select_columns,
+)
+from rnnlab.data.sources import load_series
+from rnnlab.errors import DataError
+from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.paths import RunPaths
+
+SPLITS = ("train", "val", "test")
+
+
+def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    data, task = cfg.data, cfg.task
+    targets, covariates = list(data.target_columns), list(data.covariate_columns)
+    if not targets:
+        raise DataError("`data.target_columns` is empty; name at least one column to forecast.")
+    overlap = set(targets) & set(covariates)
+    if overlap:
+        raise DataError(f"Columns {sorted(overlap)} are both targets and covariates; pick one.")
+    source = data.path if data.source == "csv" else f"the {data.source} dataset"
+    raw = select_columns(
+        load_series(data, paths.root), data.time_column, [*targets, *covariates], str(source)
+    )
+    columns = [*targets, *covariates]
+    filled, n_missing = fill_missing(raw, columns, data.missing)
+    bounds = chronological_split(
+        len(filled), data.val_fraction, data.test_fraction, task.lookback, task.horizon
+    )
+    values = filled[columns].to_numpy()
+    scaler = Scaler.fit(values[: bounds.val_start], data.scaling)
+    prepared = filled.copy()
+    prepared[columns] = scaler.transform(values)
+    prepared.insert(1, "split", _split_labels(bounds))
+
+    raw_csv = raw.to_csv(index=False)
+    meta = {
+        "task": "forecast",
+        "dataset": data.name,
+        "time_column": data.time_column,
+        "target_columns": targets,
+        "covariate_columns": covariates,
+        "seasonal_period": data.seasonal_period,
+        "rows": len(prepared),
+        "missing_filled": n_missing,
+        "missing_policy": data.missing,
+        "split": {"val_start": bounds.val_start, "test_start": bounds.test_start},
+        "scaler": scaler.to_dict(),
+        "raw_sha256": hashlib.sha256(raw_csv.encode()).hexdigest(),
+    }
+    # Everything above can fail on bad input; nothing below runs until it has all passed, and
+    # each directory is swapped in whole, so earlier outputs survive any error.
+    with atomic_dir(paths.raw_dir) as raw_dir:
+        (raw_dir / f"{data.name}.csv").write_text(raw_csv, encoding="utf-8")
+    with atomic_dir(paths.prepared_dir) as out:
+        prepared.to_csv(out / "series.csv", index=False)
+        write_json(out / "meta.json", meta)
+    counts = {s: int((prepared["split"] == s).sum()) for s in SPLITS}
+    return {"rows": len(prepared), "missing_filled": n_missing, **counts}
+
+
+def _split_labels(bounds: SplitBounds) -> np.ndarray:
+    labels = np.full(bounds.n, "train", dtype=object)
+    labels[bounds.val_start : bounds.test_start] = "val"
+    labels[bounds.test_start :] = "test"
+    return labels
+
+
+@dataclass(frozen=True)
+class PreparedSeries:
+    """The prepared series loaded back: scaled values and everything needed to undo them."""
+
+    times: pd.Series
+    values: np.ndarray  # (N, F) scaled; targets first, then covariates
+    meta: dict[str, Any]
+
+    @property
+    def scaler(self) -> Scaler:
+        return Scaler(**self.meta["scaler"])
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.meta["target_columns"])
+
+    @property
+    def bounds(self) -> SplitBounds:
+        split = self.meta["split"]
+        return SplitBounds(split["val_start"], split["test_start"], len(self.values))
+
+    def split_range(self, split: str) -> tuple[int, int]:
+        b = self.bounds
+        return {"train": (0, b.val_start), "val": (b.val_start, b.test_start), "test": (b.test_start, b.n)}[split]
+
+
+def load_prepared(prepared_dir: Path) -> PreparedSeries:
+    meta_path = prepared_dir / "meta.json"
+    if not meta_path.exists():
+        raise DataError(f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`).")
+    meta = read_json(meta_path)
+    frame = pd.read_csv(prepared_dir / "series.csv", parse_dates=[meta["time_column"]])
+    columns = [*meta["target_columns"], *meta["covariate_columns"]]
+    return PreparedSeries(frame[meta["time_column"]], frame[columns].to_numpy(np.float32), meta)

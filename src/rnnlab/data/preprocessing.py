@@ -1,0 +1,161 @@
+"""Pure preprocessing for series: column checks, missing values, splits, scaling, windows.
+
+Nothing here touches the file system or torch, so each step is unit-tested on small frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from rnnlab.errors import DataError
+
+MISSING_POLICIES = ("interpolate", "ffill", "drop", "error")
+
+
+def select_columns(
+    frame: pd.DataFrame, time_column: str, value_columns: list[str], source: str
+) -> pd.DataFrame:
+    """Keep the time and value columns, with parsed dates and numeric values, sorted by time."""
+    wanted = [time_column, *value_columns]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+            "Set `data.time_column`, `data.target_columns` and `data.covariate_columns` to match."
+        )
+    out = frame[wanted].copy()
+    try:
+        out[time_column] = pd.to_datetime(out[time_column])
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"Column `{time_column}` of {source} has values that are not dates ({err}). "
+            "Use ISO dates such as 2024-01-31, or point `data.time_column` at the right column."
+        ) from None
+    for column in value_columns:
+        numeric = pd.to_numeric(out[column], errors="coerce")
+        bad = numeric.isna() & out[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"Column `{column}` of {source} is not numeric: row {row + 2} of the file holds "
+                f"{out[column].iloc[row]!r}. Fix or remove such rows; leave a cell empty to mark "
+                "a missing value."
+            )
+        out[column] = numeric.astype("float64")
+    if out[time_column].duplicated().any():
+        raise DataError(f"{source} has repeated timestamps in `{time_column}`; keep one row each.")
+    return out.sort_values(time_column).reset_index(drop=True)
+
+
+def fill_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> tuple[pd.DataFrame, int]:
+    """Apply the missing-value ``policy``; return the frame and how many cells were missing."""
+    n_missing = int(frame[columns].isna().sum().sum())
+    if n_missing == 0:
+        return frame, 0
+    if policy == "error":
+        first = frame.index[frame[columns].isna().any(axis=1)][0]
+        raise DataError(
+            f"{n_missing} missing values (first at row {first}); set `data.missing` to "
+            "interpolate, ffill or drop to handle them."
+        )
+    if policy == "interpolate":
+        filled = frame.copy()
+        filled[columns] = filled[columns].interpolate(limit_direction="both")
+    elif policy == "ffill":
+        filled = frame.copy()
+        filled[columns] = filled[columns].ffill().bfill()
+    elif policy == "drop":
+        filled = frame.dropna(subset=columns).reset_index(drop=True)
+    else:
+        raise DataError(f"data.missing={policy!r}; choose one of {list(MISSING_POLICIES)}.")
+    return filled, n_missing
+
+
+@dataclass(frozen=True)
+class SplitBounds:
+    """Row ranges of the chronological split: train [0, val), val [val, test), test [test, n)."""
+
+    val_start: int
+    test_start: int
+    n: int
+
+
+def chronological_split(
+    n: int, val_fraction: float, test_fraction: float, lookback: int, horizon: int
+) -> SplitBounds:
+    """Split ``n`` rows in time order.
+
+    Train must hold at least one whole window (lookback + horizon rows); validation and test
+    windows read their lookback from the rows before them, so they need ``horizon`` rows each.
+    """
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    test_rows = round(n * test_fraction)
+    val_rows = round(n * val_fraction)
+    train_rows = n - val_rows - test_rows
+    train_fraction = 1 - val_fraction - test_fraction
+    needed = int(
+        np.ceil(max((lookback + horizon) / train_fraction, horizon / min(val_fraction, test_fraction)))
+    )
+    if train_rows < lookback + horizon or min(val_rows, test_rows) < horizon:
+        raise DataError(
+            f"The series has {n} usable rows, too short for lookback={lookback} and "
+            f"horizon={horizon} with a {train_rows}/{val_rows}/{test_rows} train/val/test split. "
+            f"Provide at least {needed} rows, or lower `task.lookback` / `task.horizon`."
+        )
+    return SplitBounds(val_start=train_rows, test_start=train_rows + val_rows, n=n)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-column affine scaling, fitted on the training rows only: x' = (x - loc) / scale."""
+
+    kind: str
+    loc: list[float]
+    scale: list[float]
+
+    @classmethod
+    def fit(cls, values: np.ndarray, kind: str) -> Scaler:
+        if kind == "standard":
+            loc, scale = values.mean(axis=0), values.std(axis=0)
+        elif kind == "minmax":
+            loc, scale = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
+        elif kind == "none":
+            loc, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
+        else:
+            raise DataError(f"data.scaling={kind!r}; choose one of ['standard', 'minmax', 'none'].")
+        scale = np.where(scale > 0, scale, 1.0)  # a constant column stays constant, not NaN
+        return cls(kind, [float(v) for v in loc], [float(v) for v in scale])
+
+    def transform(self, values: np.ndarray, columns: slice | list[int] = slice(None)) -> np.ndarray:
+        return (values - np.asarray(self.loc)[columns]) / np.asarray(self.scale)[columns]
+
+    def inverse(self, values: np.ndarray, columns: slice | list[int] = slice(None)) -> np.ndarray:
+        return values * np.asarray(self.scale)[columns] + np.asarray(self.loc)[columns]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def window_starts(start: int, end: int, lookback: int, horizon: int) -> np.ndarray:
+    """Start rows of every window whose forecast targets lie in rows [start, end).
+
+    A window starting at ``s`` reads rows [s, s + lookback) and predicts rows
+    [s + lookback, s + lookback + horizon); its inputs may reach back before ``start`` (into an
+    earlier split), which is how a forecaster is used, but its targets never leave the split.
+    """
+    first = max(start - lookback, 0)
+    last = end - lookback - horizon
+    return np.arange(first, last + 1) if last >= first else np.empty(0, dtype=int)
+
+
+def make_windows(
+    values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, target_idx: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack windows: inputs (N, lookback, F) and targets (N, horizon, n_targets)."""
+    offsets_in = starts[:, None] + np.arange(lookback)[None, :]
+    offsets_out = starts[:, None] + lookback + np.arange(horizon)[None, :]
+    return values[offsets_in], values[offsets_out][:, :, target_idx]

@@ -1,0 +1,152 @@
+"""Sequence-to-vector networks (encoder + pooling + linear head) and their factory.
+
+``build_network`` is the one entry point the training code uses: it turns an architecture name and
+flat hyper-parameters (as they come from a config) into a ready, initialised ``nn.Module`` mapping
+(B, T, F) [+ lengths] -> (B, output_size). The encoders themselves stay task-agnostic so other
+heads (language models, seq2seq) can reuse them.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from rnnlab.models.attention import ATTENTION_KINDS, AttentionPooling, lengths_to_mask
+from rnnlab.models.baselines import ACTIVATIONS, MLPEncoder, TransformerEncoderBaseline
+from rnnlab.models.encoders import NONLINEARITIES, RecurrentEncoder
+from rnnlab.models.init import INIT_SCHEMES, init_weights
+
+RECURRENT_ARCHS: tuple[str, ...] = ("rnn", "lstm", "gru")
+ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer")
+
+
+class SequenceNetwork(nn.Module):
+    """Encoder -> fixed-size features (B, D) -> linear head (B, output_size).
+
+    For a ``RecurrentEncoder`` the features are either its ``last`` summary or, if ``pooling`` is
+    given, attention over all its outputs with ``last`` as the query. Other encoders (MLP,
+    Transformer) already return (B, D) and are used as is.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, output_size: int, pooling: AttentionPooling | None = None
+    ) -> None:
+        super().__init__()
+        if pooling is not None and not isinstance(encoder, RecurrentEncoder):
+            raise ValueError("Attention pooling is only supported on recurrent encoders.")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.head = nn.Linear(encoder.output_size, output_size)
+
+    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x (B, T, F) -> features (B, D) fed to the head (useful for probing/embeddings)."""
+        if not isinstance(self.encoder, RecurrentEncoder):
+            return self.encoder(x, lengths)  # (B, D)
+        outputs, last, _ = self.encoder(x, lengths)  # (B, T, D), (B, D)
+        if self.pooling is None:
+            return last
+        mask = None if lengths is None else lengths_to_mask(lengths.to(x.device), x.size(1))
+        context, _ = self.pooling(outputs, last, mask)  # (B, D)
+        return context
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.head(self.encode(x, lengths))  # (B, output_size)
+
+
+def build_network(
+    arch: str,
+    input_size: int,
+    output_size: int,
+    seq_len: int | None = None,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    nonlinearity: str = "tanh",
+    init: str = "default",
+    attention: str | None = None,
+    num_heads: int = 4,
+    activation: str = "relu",
+    dim_feedforward: int | None = None,
+) -> SequenceNetwork:
+    """Build an initialised sequence-to-vector network.
+
+    Args:
+        arch: one of ``ARCHS``.
+        input_size: features per time step F.
+        output_size: size of the prediction (e.g. forecast horizon or number of classes).
+        seq_len: window length T; required by ``mlp`` (it flattens the window), else unused.
+        hidden_size: recurrent hidden size / MLP width / Transformer d_model.
+        num_layers: stacked recurrent, MLP or Transformer layers.
+        dropout: between recurrent layers, after MLP blocks, inside Transformer layers.
+        bidirectional: recurrent archs only.
+        nonlinearity: ``"tanh"`` or ``"relu"``; ``rnn`` only.
+        init: weight init scheme (see ``rnnlab.models.init.INIT_SCHEMES``), applied to the
+            recurrent layers and every ``nn.Linear`` of the network.
+        attention: ``None`` (use the last hidden state) or one of ``ATTENTION_KINDS`` to pool
+            the recurrent outputs; recurrent archs only.
+        num_heads: heads for ``attention="multihead"`` and for the Transformer.
+        activation: MLP activation, one of ``"sigmoid"``, ``"tanh"``, ``"relu"``.
+        dim_feedforward: Transformer feed-forward width (default ``4 * hidden_size``).
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHS}.")
+    if attention is not None and attention not in ATTENTION_KINDS:
+        raise ValueError(
+            f"Unknown attention {attention!r}; choose None or one of {ATTENTION_KINDS}."
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}.")
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"Unknown nonlinearity {nonlinearity!r}; choose one of {NONLINEARITIES}.")
+    if init not in INIT_SCHEMES:
+        raise ValueError(f"Unknown init scheme {init!r}; choose one of {INIT_SCHEMES}.")
+    # Options that would be silently ignored are configuration mistakes: refuse them.
+    if arch not in RECURRENT_ARCHS and (attention is not None or bidirectional):
+        raise ValueError(
+            f"attention/bidirectional only apply to recurrent archs {RECURRENT_ARCHS}, "
+            f"not {arch!r}."
+        )
+    if arch != "rnn" and nonlinearity != "tanh":
+        raise ValueError(
+            f"nonlinearity={nonlinearity!r} only applies to arch='rnn', not {arch!r}; "
+            "use nonlinearity='tanh'."
+        )
+
+    pooling = None
+    if arch in RECURRENT_ARCHS:
+        encoder: nn.Module = RecurrentEncoder(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            cell=arch,
+            nonlinearity=nonlinearity,
+            bidirectional=bidirectional,
+            dropout=dropout,
+        )
+        if attention is not None:
+            pooling = AttentionPooling(encoder.output_size, attention, num_heads=num_heads)
+    elif arch == "mlp":
+        if seq_len is None:
+            raise ValueError("arch='mlp' needs seq_len (the fixed window length / lookback).")
+        encoder = MLPEncoder(
+            input_size, seq_len, hidden_size, num_layers, activation=activation, dropout=dropout
+        )
+    else:  # transformer
+        encoder = TransformerEncoderBaseline(
+            input_size,
+            d_model=hidden_size,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dim_feedforward=dim_feedforward or 4 * hidden_size,
+            dropout=dropout,
+        )
+
+    network = SequenceNetwork(encoder, output_size, pooling)
+    init_weights(network, init)
+    return network
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) scalar parameters, for comparing model sizes across archs."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

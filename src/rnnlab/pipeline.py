@@ -1,0 +1,20 @@
+"""The whole pipeline in one process: prepare -> train -> evaluate (the Hydra app's job)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rnnlab.paths import RunPaths
+
+
+def run_pipeline(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    from rnnlab.stages.evaluate import run_evaluate
+    from rnnlab.stages.prepare import run_prepare
+    from rnnlab.stages.train import run_train
+
+    prepared = run_prepare(cfg, paths)
+    trained = run_train(cfg, paths)
+    tested = run_evaluate(cfg, paths)
+    return {"prepare": prepared, "train": trained, "evaluate": tested}

@@ -1,0 +1,91 @@
+"""DVC stage `train`: fit the configured network, keep the best checkpoint, open the MLflow run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from rnnlab import tracking
+from rnnlab.errors import TrainingError
+from rnnlab.io import atomic_dir, write_json, write_text_atomic
+from rnnlab.models import count_parameters
+from rnnlab.paths import RunPaths
+from rnnlab.tasks import get_task
+from rnnlab.training.module import SequenceModule
+from rnnlab.training.trainer import build_trainer, configure_cpu
+
+
+def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    task = get_task(cfg.task.name)
+    configure_cpu(cfg.trainer)
+    data = task.load_data(cfg, paths)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = task.build_model(cfg, data.meta)
+    n_params = count_parameters(model)
+    loaders = _loaders(data, cfg.trainer, cfg.seed)
+
+    run = None
+    if cfg.logger.backend == "mlflow":
+        run = tracking.start_run(cfg, data.meta, {"n_parameters": n_params})
+    started = time.perf_counter()
+    try:
+        # The model directory is swapped in only after training succeeds (see atomic_dir).
+        with atomic_dir(paths.model_dir) as staging:
+            trainer, checkpoint, history = build_trainer(
+                cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
+            )
+            module = SequenceModule(model, task.loss, cfg.trainer)
+            trainer.fit(module, *loaders)
+            if not checkpoint.best_model_path:
+                raise TrainingError("Training produced no checkpoint; check trainer.max_epochs > 0.")
+            best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(best["state_dict"])
+            torch.save(model.state_dict(), staging / "model.pt")
+            (staging / "config.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+            write_json(staging / "model_meta.json", data.meta)
+            write_json(staging / "run.json", run or {})
+            if run is not None and cfg.logger.log_model:
+                tracking.log_model(cfg, run, model, task.example_input(data))
+    except BaseException:
+        tracking.end_run(cfg, run, status="FAILED")
+        raise
+    seconds = time.perf_counter() - started
+
+    curve = pd.DataFrame(history.rows)
+    write_text_atomic(paths.plots_dir / "learning_curve.csv", curve.to_csv(index=False))
+    summary = {
+        "best_val_loss": float(checkpoint.best_model_score),
+        "epochs": int(trainer.current_epoch),
+        "train_seconds": round(seconds, 2),
+        "n_parameters": n_params,
+        "train_windows": len(data.train),
+        "val_windows": len(data.val),
+    }
+    write_json(paths.metrics_dir / "train.json", summary)
+    if run is not None:
+        tracking.log_metrics(cfg, run, {f"train/{k}": v for k, v in summary.items()})
+        tracking.log_artifacts(
+            cfg, run, [paths.plots_dir / "learning_curve.csv"], config_yaml=OmegaConf.to_yaml(cfg)
+        )
+    return {**summary, "mlflow_run_id": run["run_id"] if run else None}
+
+
+def _loaders(data: Any, trainer_cfg: DictConfig, seed: int) -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(seed)
+    common = {"batch_size": trainer_cfg.batch_size, "num_workers": trainer_cfg.num_workers,
+              "persistent_workers": trainer_cfg.num_workers > 0}
+    train = DataLoader(data.train, shuffle=True, generator=generator, drop_last=False, **common)
+    val = DataLoader(data.val, shuffle=False, **common)
+    return train, val
+
+
+if __name__ == "__main__":
+    from rnnlab.cli import run_stage
+
+    run_stage(run_train)

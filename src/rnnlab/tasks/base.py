@@ -1,0 +1,54 @@
+"""What every task provides to the generic prepare/train/evaluate stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+from omegaconf import DictConfig
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from rnnlab.paths import RunPaths
+
+
+@dataclass
+class TaskData:
+    """Datasets yielding ``{"x": ..., "y": ...}`` dicts, plus what the model needs to know."""
+
+    train: Dataset
+    val: Dataset
+    meta: dict[str, Any]
+
+
+@dataclass
+class Evaluation:
+    """Test results: nested metrics for JSON, flat ones for MLflow, plot tables and figures."""
+
+    metrics: dict[str, Any]
+    plot_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def flat_metrics(self) -> dict[str, float]:
+        def walk(prefix: str, node: Any) -> dict[str, float]:
+            if isinstance(node, dict):
+                return {k: v for key, sub in node.items() for k, v in walk(f"{prefix}/{key}", sub).items()}
+            return {prefix: float(node)}
+
+        return {k.lstrip("/"): v for k, v in walk("", self.metrics).items()}
+
+
+class Task(Protocol):
+    name: str
+
+    def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData: ...
+
+    def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module: ...
+
+    def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor: ...
+
+    def example_input(self, data: TaskData) -> Any:
+        """A small input batch for the MLflow model signature."""
+
+    def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation: ...

@@ -1,0 +1,175 @@
+"""Everything MLflow, in one place.
+
+One training run is one MLflow run. Train opens it (params, tags, per-epoch metrics through
+Lightning's ``MLFlowLogger``, the model); evaluate reopens it by the id that train saved in
+``models/run.json`` and adds test metrics and plots.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rnnlab.paths import repo_root
+
+# Chosen, flattened params: what people filter and compare runs on in `mlflow ui`.
+LOGGED_PARAMS = ("seed", "task", "data", "model", "trainer")
+_SKIPPED = {"data.path", "trainer.num_workers", "trainer.devices", "trainer.strategy"}
+
+
+def tracking_uri(logger_cfg: DictConfig) -> str:
+    """Explicit config, else ``MLFLOW_TRACKING_URI``, else ``<repo root>/mlflow.db`` (sqlite)."""
+    if logger_cfg.tracking_uri:
+        return str(logger_cfg.tracking_uri)
+    if env_uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return env_uri
+    return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Keep artifacts beside a local sqlite database instead of under the current directory."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Return the id of experiment ``name``, creating it (and the database) if needed.
+
+    Call it once in a parent process before parallel jobs start: concurrent first use of a new
+    sqlite file races on schema migration and on experiment creation.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    if (found := client.get_experiment_by_name(name)) is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_location(uri))
+    except MlflowException:  # another process created it between our lookup and create
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def flatten_params(cfg: DictConfig) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        elif prefix not in _SKIPPED:
+            flat[prefix] = node
+
+    for key in LOGGED_PARAMS:
+        walk(key, container[key])
+    return flat
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str, Any]) -> dict:
+    """Open the run for one training; return the handle that train saves to ``run.json``."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(cfg.logger)
+    experiment_id = ensure_experiment(uri, cfg.logger.experiment_name)
+    client = MlflowClient(uri)
+    tags = {
+        "mlflow.source.git.commit": git_commit(repo_root()),
+        "data_sha256": data_meta.get("raw_sha256", "unknown"),
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "dataset": cfg.data.name,
+    }
+    if exp_name := os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp_name"] = exp_name
+    if parent := os.environ.get("RNNLAB_PARENT_RUN_ID"):
+        tags["mlflow.parentRunId"] = parent
+    run = client.create_run(experiment_id, run_name=f"{cfg.model.name}-{cfg.data.name}", tags=tags)
+    params = {**flatten_params(cfg), **extra_params}
+    from mlflow.entities import Param
+
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    return {"run_id": run.info.run_id, "experiment_id": experiment_id}
+
+
+def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
+    if run is None:
+        return False
+    from pytorch_lightning.loggers import MLFlowLogger
+
+    return MLFlowLogger(
+        experiment_name=cfg.logger.experiment_name,
+        tracking_uri=tracking_uri(cfg.logger),
+        run_id=run["run_id"],
+    )
+
+
+def log_artifacts(cfg: DictConfig, run: dict, files: list[Path], config_yaml: str | None = None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(cfg.logger))
+    for path in files:
+        client.log_artifact(run["run_id"], str(path), artifact_path=path.parent.name)
+    if config_yaml is not None:
+        client.log_text(run["run_id"], config_yaml, "config/resolved_config.yaml")
+
+
+def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    import time
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    MlflowClient(tracking_uri(cfg.logger)).log_batch(run["run_id"], metrics=batch)
+
+
+def log_model(cfg: DictConfig, run: dict, model: Any, example: Any) -> None:
+    """Log the network as an MLflow model that ``mlflow.pyfunc.load_model`` can reload.
+
+    Pickle serialisation keeps the sequence length free (``pt2`` freezes the example's shape);
+    explicit pip requirements skip MLflow's slow dependency inference.
+    """
+    import mlflow
+    import torch
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(tracking_uri(cfg.logger))
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.as_tensor(example)).numpy()
+    with mlflow.start_run(run_id=run["run_id"]):
+        mlflow.pytorch.log_model(
+            model,
+            name="model",
+            serialization_format="pickle",
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "rnnlab"],
+        )
+
+
+def end_run(cfg: DictConfig, run: dict | None, status: str = "FINISHED") -> None:
+    if run is None:
+        return
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri(cfg.logger)).set_terminated(run["run_id"], status=status)

@@ -1,0 +1,1 @@
+"""Lightning training: the one LightningModule, callbacks, and the Trainer factory."""

@@ -1,0 +1,78 @@
+"""One LightningModule for every task and architecture: the task supplies model and loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from rnnlab.errors import TrainingError
+
+LossFn = Callable[[Tensor, dict[str, Tensor]], Tensor]
+
+
+class SequenceModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, loss_fn: LossFn, trainer_cfg: DictConfig) -> None:
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizer_cfg = dict(trainer_cfg.optimizer)
+        self.scheduler_cfg = dict(trainer_cfg.scheduler)
+        self.max_epochs = trainer_cfg.max_epochs
+        self.clip = trainer_cfg.gradient_clip_val
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        loss = self.loss_fn(self.model(batch["x"]), batch)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["x"].shape[0])
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train")
+        if not torch.isfinite(loss):
+            raise TrainingError(self._divergence_message(float(loss), batch_idx))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def _divergence_message(self, loss: float, batch_idx: int) -> str:
+        kind = "NaN" if math.isnan(loss) else "infinite"
+        lr = self.optimizer_cfg["lr"]
+        clip = "off" if self.clip is None else self.clip
+        return (
+            f"Training diverged: the loss became {kind} at epoch {self.current_epoch}, batch "
+            f"{batch_idx}. No model was written; earlier results are untouched. Try a lower "
+            f"learning rate (trainer.optimizer.lr={lr}, e.g. {lr / 10:g}), gradient clipping "
+            f"(trainer.gradient_clip_val={clip}, e.g. 1.0), 32-bit precision, or check the input "
+            "data for extreme values."
+        )
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer_cfg
+        params = self.model.parameters()
+        if opt["name"] == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=opt["lr"], momentum=opt["momentum"], weight_decay=opt["weight_decay"]
+            )
+        else:
+            cls = torch.optim.AdamW if opt["name"] == "adamw" else torch.optim.Adam
+            optimizer = cls(params, lr=opt["lr"], weight_decay=opt["weight_decay"])
+        sched = self.scheduler_cfg
+        if sched["name"] == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=sched["factor"], patience=sched["patience"]
+            )
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+        if sched["name"] == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return optimizer

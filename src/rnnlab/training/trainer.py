@@ -1,0 +1,58 @@
+"""The Trainer factory: accelerator, precision, clipping, early stopping, best checkpoint."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from rnnlab.training.callbacks import EpochLine, History
+
+
+def configure_cpu(trainer_cfg: DictConfig) -> None:
+    """CPU numerics settings measured in docs/benchmarks.md (denormals slow recurrent nets)."""
+    torch.set_flush_denormal(trainer_cfg.flush_denormal)
+    torch.backends.mkldnn.enabled = trainer_cfg.mkldnn
+
+
+def build_trainer(
+    trainer_cfg: DictConfig, checkpoint_dir: Path, logger: Any, monitor: str = "val/loss"
+) -> tuple[pl.Trainer, ModelCheckpoint, History]:
+    if trainer_cfg.deterministic:
+        # cuBLAS needs this to honour deterministic algorithms on GPUs; harmless on CPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    history = History()
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1
+    )
+    interactive = sys.stdout.isatty()
+    callbacks: list[pl.Callback] = [
+        history,
+        checkpoint,
+        EarlyStopping(monitor=monitor, mode="min", patience=trainer_cfg.early_stopping_patience),
+        RichProgressBar() if interactive else EpochLine(history),
+    ]
+    trainer = pl.Trainer(
+        max_epochs=trainer_cfg.max_epochs,
+        accelerator=trainer_cfg.accelerator,
+        devices=trainer_cfg.devices,
+        strategy=trainer_cfg.strategy,
+        precision=trainer_cfg.precision,
+        gradient_clip_val=trainer_cfg.gradient_clip_val,
+        gradient_clip_algorithm=trainer_cfg.gradient_clip_algorithm,
+        deterministic=trainer_cfg.deterministic,
+        limit_train_batches=trainer_cfg.limit_train_batches,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=interactive,
+        enable_model_summary=interactive,
+        log_every_n_steps=1,
+        default_root_dir=checkpoint_dir,
+    )
+    return trainer, checkpoint, history
