@@ -198,3 +198,17 @@ def compose(overrides: list[str] | None = None, config_dir: Path = CONF_DIR) -> 
         cfg = hydra_compose(config_name="config", overrides=overrides or [])
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def dump_params(overrides: list[str] | None = None) -> str:
+    """``params.yaml`` text exactly as ``dvc exp run`` writes it from ``conf/``."""
+    return OmegaConf.to_yaml(compose(overrides))
+
+
+if __name__ == "__main__":
+    # `python -m rnnlab.config [overrides...] > params.yaml` (what `make params` runs)
+    import sys
+
+    text = dump_params(sys.argv[1:])
+    validate(OmegaConf.create(text))
+    print(text, end="")
