@@ -150,18 +150,25 @@ def log_model(cfg: DictConfig, run: dict, model: Any, example: Any) -> None:
     """
     import mlflow
     import torch
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
 
     mlflow.set_tracking_uri(tracking_uri(cfg.logger))
     model.eval()
     with torch.no_grad():
         output = model(torch.as_tensor(example)).numpy()
+
+    def free_shape(array: Any) -> Schema:
+        # Batch and time vary; only the trailing feature size is fixed by training.
+        return Schema([TensorSpec(array.dtype, (-1,) * (array.ndim - 1) + array.shape[-1:])])
+
+    signature = ModelSignature(inputs=free_shape(example), outputs=free_shape(output))
     with mlflow.start_run(run_id=run["run_id"]):
         mlflow.pytorch.log_model(
             model,
             name="model",
             serialization_format="pickle",
-            signature=infer_signature(example, output),
+            signature=signature,
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "rnnlab"],
         )

@@ -37,7 +37,7 @@ class SequenceModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         if not torch.isfinite(loss):
-            raise TrainingError(self._divergence_message(float(loss), batch_idx))
+            raise TrainingError(self._divergence_message(float(loss.detach()), batch_idx))
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

@@ -1,0 +1,104 @@
+"""`dvc repro` and `dvc exp run` on a temporary copy of this repository (slow: real stages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from rnnlab.config import dump_params
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["experiment=quick", "task.lookback=52", "task.horizon=8"]
+
+pytestmark = pytest.mark.slow
+
+
+def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_ROOT", None)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tracked and new files of this checkout, committed in a fresh git repository."""
+    dest = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+        text=True, check=True,
+    ).stdout.split()
+    for rel in listed:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    for name in ("data/raw", "data/prepared", "models", "metrics", "plots"):
+        shutil.rmtree(dest / name, ignore_errors=True)
+    (dest / "params.yaml").write_text(dump_params(TINY))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        _sh(cmd, dest)
+    return dest
+
+
+def test_repro_then_noop_then_model_change_reruns_train_and_evaluate_only(repo_copy: Path) -> None:
+    first = _sh(["dvc", "repro"], repo_copy)
+    for stage in ("prepare", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((repo_copy / "metrics/test.json").read_text())
+    assert metrics["test"]["model"]["mase"] > 0
+    assert (repo_copy / "plots/forecast.png").exists()
+    assert (repo_copy / "data/raw/co2.csv").exists()
+
+    # MLflow lands at the repository root, one finished run with test metrics.
+    client = MlflowClient(f"sqlite:///{repo_copy / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rnnlab-forecast").experiment_id])
+    assert len(runs) == 1 and "test/model/mase" in runs[0].data.metrics
+
+    again = _sh(["dvc", "repro"], repo_copy)
+    assert "Data and pipelines are up to date" in again.stdout
+
+    exp = _sh(["dvc", "exp", "run", "-S", "experiment=quick", "-S", "task.lookback=52",
+               "-S", "task.horizon=8", "-S", "model.hidden_size=12"], repo_copy)
+    assert "Stage 'prepare' didn't change" in exp.stdout
+    assert "Running stage 'train'" in exp.stdout and "Running stage 'evaluate'" in exp.stdout
+
+    shown = json.loads(_sh(["dvc", "metrics", "show", "--json"], repo_copy).stdout)
+    assert "metrics/test.json" in json.dumps(shown)
+    diff = _sh(["dvc", "params", "diff"], repo_copy).stdout
+    assert "model.hidden_size" in diff
+    plots = _sh(["dvc", "plots", "show", "-o", "plots_html"], repo_copy)
+    assert plots.returncode == 0 and (repo_copy / "plots_html/index.html").exists()
+
+
+def test_exp_run_switches_model_group(repo_copy: Path) -> None:
+    _sh(["dvc", "exp", "run", "-S", "model=gru", "-S", "experiment=quick",
+         "-S", "task.lookback=52", "-S", "task.horizon=8"], repo_copy)
+    assert "arch: gru" in (repo_copy / "params.yaml").read_text()
+    assert "arch: gru" in (repo_copy / "models/config.yaml").read_text()
+
+
+def test_bad_input_fails_clearly_and_keeps_previous_outputs(repo_copy: Path) -> None:
+    meta = (repo_copy / "data/prepared/meta.json").read_bytes()
+    model = (repo_copy / "models/model.pt").read_bytes()
+    bad = repo_copy / "data/external/bad.csv"
+    bad.write_text("date,value,promo\n2024-01-01,1.0,0\n2024-01-02,oops,1\n")
+    (repo_copy / "params.yaml").write_text(
+        dump_params([*TINY, "data=csv", "data.path=data/external/bad.csv"])
+    )
+    failed = _sh(["dvc", "repro"], repo_copy, check=False)
+    assert failed.returncode != 0
+    assert "Column `value`" in failed.stderr and "not numeric" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert (repo_copy / "data/prepared/meta.json").read_bytes() == meta
+    assert (repo_copy / "models/model.pt").read_bytes() == model
