@@ -121,7 +121,9 @@ def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
     )
 
 
-def log_artifacts(cfg: DictConfig, run: dict, files: list[Path], config_yaml: str | None = None) -> None:
+def log_artifacts(
+    cfg: DictConfig, run: dict, files: list[Path], config_yaml: str | None = None
+) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri(cfg.logger))
@@ -132,10 +134,10 @@ def log_artifacts(cfg: DictConfig, run: dict, files: list[Path], config_yaml: st
 
 
 def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
+    import time
+
     from mlflow import MlflowClient
     from mlflow.entities import Metric
-
-    import time
 
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]

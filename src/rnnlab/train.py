@@ -39,8 +39,11 @@ def main(cfg: DictConfig) -> float | None:
             return None  # report and let the other jobs of the sweep go on
         sys.exit(2)
     test = result["evaluate"]["test"]["model"]
-    log.info("best val/loss %.5f | test %s", result["train"]["best_val_loss"],
-             " ".join(f"{k}={v:.4f}" for k, v in test.items()))
+    log.info(
+        "best val/loss %.5f | test %s",
+        result["train"]["best_val_loss"],
+        " ".join(f"{k}={v:.4f}" for k, v in test.items()),
+    )
     return result["train"]["best_val_loss"]
 
 

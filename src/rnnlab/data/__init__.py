@@ -1,4 +1,4 @@
-"""Data loading and preparation. Kept free of torch, Lightning and MLflow so `prepare` starts fast."""
+"""Data loading and preparation, free of torch, Lightning and MLflow so `prepare` starts fast."""
 
 from __future__ import annotations
 

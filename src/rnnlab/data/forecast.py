@@ -112,13 +112,19 @@ class PreparedSeries:
 
     def split_range(self, split: str) -> tuple[int, int]:
         b = self.bounds
-        return {"train": (0, b.val_start), "val": (b.val_start, b.test_start), "test": (b.test_start, b.n)}[split]
+        return {
+            "train": (0, b.val_start),
+            "val": (b.val_start, b.test_start),
+            "test": (b.test_start, b.n),
+        }[split]
 
 
 def load_prepared(prepared_dir: Path) -> PreparedSeries:
     meta_path = prepared_dir / "meta.json"
     if not meta_path.exists():
-        raise DataError(f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`).")
+        raise DataError(
+            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
+        )
     meta = read_json(meta_path)
     frame = pd.read_csv(prepared_dir / "series.csv", parse_dates=[meta["time_column"]])
     columns = [*meta["target_columns"], *meta["covariate_columns"]]

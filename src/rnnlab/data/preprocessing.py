@@ -98,7 +98,9 @@ def chronological_split(
     train_rows = n - val_rows - test_rows
     train_fraction = 1 - val_fraction - test_fraction
     needed = int(
-        np.ceil(max((lookback + horizon) / train_fraction, horizon / min(val_fraction, test_fraction)))
+        np.ceil(
+            max((lookback + horizon) / train_fraction, horizon / min(val_fraction, test_fraction))
+        )
     )
     if train_rows < lookback + horizon or min(val_rows, test_rows) < horizon:
         raise DataError(

@@ -35,8 +35,10 @@ def _macrodata() -> pd.DataFrame:
     frame = macrodata.load_pandas().data
     periods = frame["year"].astype(int).astype(str) + "Q" + frame["quarter"].astype(int).astype(str)
     dates = pd.PeriodIndex(periods, freq="Q").to_timestamp()
-    return frame.drop(columns=["year", "quarter"]).assign(date=dates).pipe(
-        lambda f: f[["date", *[c for c in f.columns if c != "date"]]]
+    return (
+        frame.drop(columns=["year", "quarter"])
+        .assign(date=dates)
+        .pipe(lambda f: f[["date", *[c for c in f.columns if c != "date"]]])
     )
 
 
@@ -57,9 +59,13 @@ def read_csv(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err.reason}); re-save it as UTF-8 CSV.") from None
+        raise DataError(
+            f"{path} is not UTF-8 text ({err.reason}); re-save it as UTF-8 CSV."
+        ) from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; it needs a header row and at least one data row.") from None
+        raise DataError(
+            f"{path} is empty; it needs a header row and at least one data row."
+        ) from None
     except pd.errors.ParserError as err:
         raise DataError(
             f"{path} is not a well-formed CSV: {err}. Check the delimiter (must be a comma) and "

@@ -43,7 +43,9 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             module = SequenceModule(model, task.loss, cfg.trainer)
             trainer.fit(module, *loaders)
             if not checkpoint.best_model_path:
-                raise TrainingError("Training produced no checkpoint; check trainer.max_epochs > 0.")
+                raise TrainingError(
+                    "Training produced no checkpoint; check trainer.max_epochs > 0."
+                )
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
             torch.save(model.state_dict(), staging / "model.pt")
@@ -78,8 +80,11 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
 def _loaders(data: Any, trainer_cfg: DictConfig, seed: int) -> tuple[DataLoader, DataLoader]:
     generator = torch.Generator().manual_seed(seed)
-    common = {"batch_size": trainer_cfg.batch_size, "num_workers": trainer_cfg.num_workers,
-              "persistent_workers": trainer_cfg.num_workers > 0}
+    common = {
+        "batch_size": trainer_cfg.batch_size,
+        "num_workers": trainer_cfg.num_workers,
+        "persistent_workers": trainer_cfg.num_workers > 0,
+    }
     train = DataLoader(data.train, shuffle=True, generator=generator, drop_last=False, **common)
     val = DataLoader(data.val, shuffle=False, **common)
     return train, val

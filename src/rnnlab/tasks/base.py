@@ -33,7 +33,11 @@ class Evaluation:
     def flat_metrics(self) -> dict[str, float]:
         def walk(prefix: str, node: Any) -> dict[str, float]:
             if isinstance(node, dict):
-                return {k: v for key, sub in node.items() for k, v in walk(f"{prefix}/{key}", sub).items()}
+                return {
+                    k: v
+                    for key, sub in node.items()
+                    for k, v in walk(f"{prefix}/{key}", sub).items()
+                }
             return {prefix: float(node)}
 
         return {k.lstrip("/"): v for k, v in walk("", self.metrics).items()}

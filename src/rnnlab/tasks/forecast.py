@@ -111,7 +111,9 @@ class ForecastTask:
         steps = np.arange(1, horizon + 1)
         naive = np.repeat(history[origin][:, None, :], horizon, axis=1)
         snaive = history[rows - m * np.ceil(steps / m).astype(int)[None, :]]
-        scale = np.abs(history[m : series.bounds.val_start] - history[: series.bounds.val_start - m])
+        scale = np.abs(
+            history[m : series.bounds.val_start] - history[: series.bounds.val_start - m]
+        )
         mase_scale = scale.mean(axis=0)  # in-sample seasonal-naive MAE per target (Hyndman 2006)
 
         metrics = {
@@ -132,7 +134,9 @@ class ForecastTask:
         )
 
 
-def _point_metrics(pred: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray) -> dict[str, float]:
+def _point_metrics(
+    pred: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray
+) -> dict[str, float]:
     p, a = torch.from_numpy(pred), torch.from_numpy(actual)
     mae_per_target = (p - a).abs().mean(dim=(0, 1)).numpy()
     return {
@@ -184,7 +188,9 @@ def _forecast_figure(table: pd.DataFrame, names: list[str], dataset: str) -> Any
         dates = pd.to_datetime(part["date"])
         ax.plot(dates, part["actual"], color="black", lw=1.4, label="actual")
         ax.plot(dates, part["forecast"], color="tab:blue", lw=1.2, label="model")
-        ax.plot(dates, part["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive")
+        ax.plot(
+            dates, part["seasonal_naive"], color="tab:orange", lw=1, ls="--", label="seasonal naive"
+        )
         ax.set_title(f"{dataset}: {name} — test forecasts (successive horizons)")
         ax.legend(loc="upper left")
         ax.grid(alpha=0.3)

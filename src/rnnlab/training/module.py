@@ -30,8 +30,14 @@ class SequenceModule(pl.LightningModule):
 
     def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
         loss = self.loss_fn(self.model(batch["x"]), batch)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["x"].shape[0])
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["x"].shape[0],
+        )
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -70,8 +76,10 @@ class SequenceModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=sched["factor"], patience=sched["patience"]
             )
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"},
+            }
         if sched["name"] == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
             return {"optimizer": optimizer, "lr_scheduler": scheduler}
