@@ -35,8 +35,11 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tracked and new files of this checkout, committed in a fresh git repository."""
     dest = tmp_path_factory.mktemp("repo")
     listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-        text=True, check=True,
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for rel in listed:
         if (REPO / rel).is_file():
@@ -45,8 +48,11 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("data/raw", "data/prepared", "models", "metrics", "plots"):
         shutil.rmtree(dest / name, ignore_errors=True)
     (dest / "params.yaml").write_text(dump_params(TINY))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         _sh(cmd, dest)
     return dest
 
@@ -68,8 +74,22 @@ def test_repro_then_noop_then_model_change_reruns_train_and_evaluate_only(repo_c
     again = _sh(["dvc", "repro"], repo_copy)
     assert "Data and pipelines are up to date" in again.stdout
 
-    exp = _sh(["dvc", "exp", "run", "-S", "experiment=quick", "-S", "task.lookback=52",
-               "-S", "task.horizon=8", "-S", "model.hidden_size=12"], repo_copy)
+    exp = _sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-S",
+            "experiment=quick",
+            "-S",
+            "task.lookback=52",
+            "-S",
+            "task.horizon=8",
+            "-S",
+            "model.hidden_size=12",
+        ],
+        repo_copy,
+    )
     assert "Stage 'prepare' didn't change" in exp.stdout
     assert "Running stage 'train'" in exp.stdout and "Running stage 'evaluate'" in exp.stdout
 
@@ -82,8 +102,22 @@ def test_repro_then_noop_then_model_change_reruns_train_and_evaluate_only(repo_c
 
 
 def test_exp_run_switches_model_group(repo_copy: Path) -> None:
-    _sh(["dvc", "exp", "run", "-S", "model=gru", "-S", "experiment=quick",
-         "-S", "task.lookback=52", "-S", "task.horizon=8"], repo_copy)
+    _sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-S",
+            "model=gru",
+            "-S",
+            "experiment=quick",
+            "-S",
+            "task.lookback=52",
+            "-S",
+            "task.horizon=8",
+        ],
+        repo_copy,
+    )
     assert "arch: gru" in (repo_copy / "params.yaml").read_text()
     assert "arch: gru" in (repo_copy / "models/config.yaml").read_text()
 

@@ -80,7 +80,8 @@ def test_divergence_stops_with_advice_and_keeps_the_previous_model(
     run_pipeline(validate(compose(QUICK)), paths)
     before = (paths.model_dir / "model.pt").read_bytes()
 
-    exploding = QUICK + [
+    exploding = [
+        *QUICK,
         "trainer.optimizer.name=sgd",
         "trainer.optimizer.lr=1e12",
         "trainer.gradient_clip_val=null",
@@ -99,8 +100,14 @@ def test_hydra_multirun_logs_one_run_per_variant_in_one_experiment(
 ) -> None:
     variants = ["rnn", "lstm_attn", "mlp"]
     cmd = [
-        sys.executable, "-m", "rnnlab.train", "-m", f"model={','.join(variants)}", *QUICK,
-        "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        sys.executable,
+        "-m",
+        "rnnlab.train",
+        "-m",
+        f"model={','.join(variants)}",
+        *QUICK,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -86,7 +86,11 @@ def test_select_columns_sorts_by_time_and_keeps_only_wanted_columns():
     )
     out = select_columns(frame, "date", ["value"], "f.csv")
     assert list(out.columns) == ["date", "value"]
-    assert out["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert out["date"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-01-01",
+        "2024-02-01",
+        "2024-03-01",
+    ]
     assert out["value"].tolist() == [10.0, 20.0, 30.0]
     assert out.index.tolist() == [0, 1, 2]
     assert pd.api.types.is_datetime64_any_dtype(out["date"])
@@ -179,9 +183,11 @@ def test_chronological_split_too_short_says_how_many_rows():
     message = str(info.value)
     assert "100 usable rows" in message
     assert "lookback=104" in message and "horizon=13" in message
-    assert "at least 168 rows" in message
+    assert "at least 167 rows" in message  # the smallest length that splits well
     assert "task.lookback" in message and "task.horizon" in message
-    chronological_split(168, 0.15, 0.15, lookback=104, horizon=13)  # the advice is enough
+    chronological_split(167, 0.15, 0.15, lookback=104, horizon=13)  # the advice is enough
+    with pytest.raises(DataError):
+        chronological_split(166, 0.15, 0.15, lookback=104, horizon=13)
 
 
 def test_chronological_split_val_test_need_a_horizon_each():
@@ -202,13 +208,6 @@ def _advertised_rows(val_fraction, test_fraction, lookback, horizon) -> int:
     return int(re.search(r"at least (\d+) rows", str(info.value)).group(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DataError,
-    reason="BUG preprocessing.chronological_split: the 'Provide at least N rows' estimate ignores "
-    "the rounding of the val/test row counts, so N rows can still be too short "
-    "(lookback=28, horizon=7, fractions 0.15/0.15: says 50, but 50 rows split 34/8/8 < 35).",
-)
 @pytest.mark.parametrize(
     ("val_fraction", "test_fraction", "lookback", "horizon"),
     [(0.15, 0.15, 28, 7), (0.25, 0.25, 2, 1), (0.1, 0.1, 11, 1)],
@@ -343,9 +342,7 @@ def test_make_windows_targets_follow_inputs_and_pick_target_columns():
     x, y = make_windows(values, starts, LOOKBACK, HORIZON, target_idx=[2])
     for i, s in enumerate(starts):
         np.testing.assert_array_equal(x[i], values[s : s + LOOKBACK])
-        np.testing.assert_array_equal(
-            y[i, :, 0], values[s + LOOKBACK : s + LOOKBACK + HORIZON, 2]
-        )
+        np.testing.assert_array_equal(y[i, :, 0], values[s + LOOKBACK : s + LOOKBACK + HORIZON, 2])
     # the first target is the step right after the last input
     np.testing.assert_array_equal(y[:, 0, 0], x[:, -1, 2] + 1)
 

@@ -25,11 +25,16 @@ def choice(default: Any, options: tuple[str, ...]) -> Any:
     return field(default=default, metadata={"choices": options})
 
 
+def at_least(default: Any, low: float, below: float | None = None) -> Any:
+    """A number field with ``low <= value`` (and ``value < below``); checked by :func:`validate`."""
+    return field(default=default, metadata={"low": low, "below": below})
+
+
 @dataclass
 class ForecastTaskConfig:
     name: str = "forecast"
-    lookback: int = 104
-    horizon: int = 13
+    lookback: int = at_least(104, 1)
+    horizon: int = at_least(13, 1)
     window_norm: str = choice("last", ("none", "last"))
     monitor: str = "val/loss"
 
@@ -42,7 +47,7 @@ class ForecastDataConfig:
     time_column: str = "date"
     target_columns: list[str] = field(default_factory=lambda: ["co2"])
     covariate_columns: list[str] = field(default_factory=list)
-    seasonal_period: int = 52
+    seasonal_period: int = at_least(52, 1)
     missing: str = choice("interpolate", ("interpolate", "ffill", "drop", "error"))
     scaling: str = choice("standard", ("standard", "minmax", "none"))
     val_fraction: float = 0.15
@@ -53,23 +58,23 @@ class ForecastDataConfig:
 class ModelConfig:
     name: str = "lstm"
     arch: str = choice("lstm", ("rnn", "lstm", "gru", "mlp", "transformer"))
-    hidden_size: int = 64
-    num_layers: int = 2
-    dropout: float = 0.1
+    hidden_size: int = at_least(64, 1)
+    num_layers: int = at_least(2, 1)
+    dropout: float = at_least(0.1, 0.0, below=1.0)
     bidirectional: bool = False
     nonlinearity: str = choice("tanh", ("tanh", "relu"))
     init: str = choice("default", ("default", "xavier", "orthogonal", "identity"))
     attention: str | None = choice(None, ("additive", "dot", "multihead"))
-    num_heads: int = 4
+    num_heads: int = at_least(4, 1)
     activation: str = choice("relu", ("sigmoid", "tanh", "relu"))
-    dim_feedforward: int = 128
+    dim_feedforward: int = at_least(128, 1)
 
 
 @dataclass
 class OptimizerConfig:
     name: str = choice("adamw", ("adam", "adamw", "sgd"))
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
+    lr: float = at_least(3e-3, 0.0)
+    weight_decay: float = at_least(1e-4, 0.0)
     momentum: float = 0.9
 
 
@@ -82,17 +87,17 @@ class SchedulerConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 40
-    batch_size: int = 64
+    max_epochs: int = at_least(40, 1)
+    batch_size: int = at_least(64, 1)
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"
     precision: str = choice("32-true", ("32-true", "16-mixed", "bf16-mixed", "64-true"))
     gradient_clip_val: float | None = 1.0
     gradient_clip_algorithm: str = choice("norm", ("norm", "value"))
-    early_stopping_patience: int = 8
+    early_stopping_patience: int = at_least(8, 1)
     deterministic: bool = True
-    num_workers: int = 0
+    num_workers: int = at_least(0, 0)
     flush_denormal: bool = True
     mkldnn: bool = False
     limit_train_batches: float = 1.0
@@ -142,7 +147,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     except ConfigKeyError as err:
         raise ConfigError(_unknown_key_message(err, schema)) from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"Invalid config value at `{err.full_key}`: {err.msg}") from None
+        reason = str(err.msg).splitlines()[0]
+        raise ConfigError(f"Invalid config value at `{err.full_key}`: {reason}") from None
     for section, dataclass_type in (
         ("task", task_schema),
         ("data", data_schema),
@@ -150,7 +156,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         ("trainer", TrainerConfig),
         ("logger", LoggerConfig),
     ):
-        _check_choices(merged[section], dataclass_type, section)
+        _check_fields(merged[section], dataclass_type, section)
     OmegaConf.set_readonly(merged, True)
     return merged
 
@@ -165,17 +171,20 @@ def _unknown_key_message(err: ConfigKeyError, schema: DictConfig) -> str:
     return f"Unknown config key `{full_key}`.{did_you_mean} Allowed keys here: {allowed}."
 
 
-def _check_choices(node: DictConfig, dataclass_type: type, prefix: str) -> None:
+def _check_fields(node: DictConfig, dataclass_type: type, prefix: str) -> None:
+    """Enforce the ``choice`` and ``at_least`` constraints, recursing into nested sections."""
     for f in fields(dataclass_type):
-        value = node[f.name]
+        value, key = node[f.name], f"{prefix}.{f.name}"
         options = f.metadata.get("choices")
         if options is not None and value is not None and value not in options:
-            raise ConfigError(
-                f"`{prefix}.{f.name}={value}` is not allowed; choose one of {list(options)}."
-            )
+            raise ConfigError(f"`{key}={value}` is not allowed; choose one of {list(options)}.")
+        low, below = f.metadata.get("low"), f.metadata.get("below")
+        if low is not None and (value < low or (below is not None and value >= below)):
+            bound = f">= {low}" + (f" and < {below}" if below is not None else "")
+            raise ConfigError(f"`{key}={value}` is out of range; it must be {bound}.")
         default = f.default_factory() if callable(f.default_factory) else None
         if is_dataclass(default):
-            _check_choices(value, type(default), f"{prefix}.{f.name}")
+            _check_fields(value, type(default), key)
 
 
 def load_params(path: Path | str = "params.yaml") -> DictConfig:
@@ -186,7 +195,14 @@ def load_params(path: Path | str = "params.yaml") -> DictConfig:
             f"{path} not found. Run the stage from the repository root, or regenerate it with "
             "`make params`."
         )
-    return validate(OmegaConf.load(path))
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError and OmegaConf's own parse errors
+        reason = str(err).splitlines()[0]
+        raise ConfigError(
+            f"{path} is not valid YAML ({reason}). Regenerate it from conf/ with `make params`."
+        ) from None
+    return validate(loaded)
 
 
 def compose(overrides: list[str] | None = None, config_dir: Path = CONF_DIR) -> DictConfig:

@@ -13,7 +13,10 @@ def run_pipeline(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     from rnnlab.stages.evaluate import run_evaluate
     from rnnlab.stages.prepare import run_prepare
     from rnnlab.stages.train import run_train
+    from rnnlab.training import is_primary_process
 
+    if not is_primary_process():  # a DDP worker: rank 0 has prepared the data already
+        return {"train": run_train(cfg, paths)}
     prepared = run_prepare(cfg, paths)
     trained = run_train(cfg, paths)
     tested = run_evaluate(cfg, paths)

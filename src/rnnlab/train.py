@@ -38,6 +38,8 @@ def main(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             return None  # report and let the other jobs of the sweep go on
         sys.exit(2)
+    if "evaluate" not in result:  # a DDP worker process
+        return None
     test = result["evaluate"]["test"]["model"]
     log.info(
         "best val/loss %.5f | test %s",

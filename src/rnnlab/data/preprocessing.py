@@ -56,9 +56,9 @@ def fill_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> tuple[
     if n_missing == 0:
         return frame, 0
     if policy == "error":
-        first = frame.index[frame[columns].isna().any(axis=1)][0]
+        first = frame[frame[columns].isna().any(axis=1)].iloc[0, 0]
         raise DataError(
-            f"{n_missing} missing values (first at row {first}); set `data.missing` to "
+            f"{n_missing} missing values (the first at {first}); set `data.missing` to "
             "interpolate, ffill or drop to handle them."
         )
     if policy == "interpolate":
@@ -83,6 +83,11 @@ class SplitBounds:
     n: int
 
 
+def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    test_rows, val_rows = round(n * test_fraction), round(n * val_fraction)
+    return n - val_rows - test_rows, val_rows, test_rows
+
+
 def chronological_split(
     n: int, val_fraction: float, test_fraction: float, lookback: int, horizon: int
 ) -> SplitBounds:
@@ -93,16 +98,14 @@ def chronological_split(
     """
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
-    test_rows = round(n * test_fraction)
-    val_rows = round(n * val_fraction)
-    train_rows = n - val_rows - test_rows
-    train_fraction = 1 - val_fraction - test_fraction
-    needed = int(
-        np.ceil(
-            max((lookback + horizon) / train_fraction, horizon / min(val_fraction, test_fraction))
-        )
-    )
-    if train_rows < lookback + horizon or min(val_rows, test_rows) < horizon:
+
+    def fits(rows: int) -> bool:
+        train, val, test = _split_sizes(rows, val_fraction, test_fraction)
+        return train >= lookback + horizon and min(val, test) >= horizon
+
+    train_rows, val_rows, test_rows = _split_sizes(n, val_fraction, test_fraction)
+    if not fits(n):
+        needed = next(rows for rows in range(n + 1, 100 * (n + lookback + horizon)) if fits(rows))
         raise DataError(
             f"The series has {n} usable rows, too short for lookback={lookback} and "
             f"horizon={horizon} with a {train_rows}/{val_rows}/{test_rows} train/val/test split. "

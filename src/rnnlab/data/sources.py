@@ -68,8 +68,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         ) from None
     except pd.errors.ParserError as err:
         raise DataError(
-            f"{path} is not a well-formed CSV: {err}. Check the delimiter (must be a comma) and "
-            "that every row has as many fields as the header."
+            f"{path} is not a well-formed CSV: {str(err).strip()}. Check the delimiter (must be "
+            "a comma) and that every row has as many fields as the header."
         ) from None
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +19,7 @@ from rnnlab.io import atomic_dir, write_json, write_text_atomic
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
 from rnnlab.tasks import get_task
+from rnnlab.training import is_primary_process
 from rnnlab.training.module import SequenceModule
 from rnnlab.training.trainer import build_trainer, configure_cpu
 
@@ -28,7 +31,9 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = task.build_model(cfg, data.meta)
     n_params = count_parameters(model)
-    loaders = _loaders(data, cfg.trainer, cfg.seed)
+    loaders = _loaders(data, cfg.trainer)
+    if not is_primary_process():
+        return _fit_as_ddp_worker(cfg, task, model, loaders)
 
     run = None
     if cfg.logger.backend == "mlflow":
@@ -37,7 +42,7 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     try:
         # The model directory is swapped in only after training succeeds (see atomic_dir).
         with atomic_dir(paths.model_dir) as staging:
-            trainer, checkpoint, history = build_trainer(
+            trainer, checkpoint = build_trainer(
                 cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
             )
             module = SequenceModule(model, task.loss, cfg.trainer)
@@ -48,6 +53,8 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
                 )
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
+            best_score = _best_score(best)
+            curve = pd.read_csv(staging / "history.csv")
             torch.save(model.state_dict(), staging / "model.pt")
             (staging / "config.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
             write_json(staging / "model_meta.json", data.meta)
@@ -59,11 +66,10 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         raise
     seconds = time.perf_counter() - started
 
-    curve = pd.DataFrame(history.rows)
     write_text_atomic(paths.plots_dir / "learning_curve.csv", curve.to_csv(index=False))
     summary = {
-        "best_val_loss": float(checkpoint.best_model_score),
-        "epochs": int(trainer.current_epoch),
+        "best_val_loss": best_score,
+        "epochs": len(curve),
         "train_seconds": round(seconds, 2),
         "n_parameters": n_params,
         "train_windows": len(data.train),
@@ -78,14 +84,31 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     return {**summary, "mlflow_run_id": run["run_id"] if run else None}
 
 
-def _loaders(data: Any, trainer_cfg: DictConfig, seed: int) -> tuple[DataLoader, DataLoader]:
-    generator = torch.Generator().manual_seed(seed)
+def _best_score(checkpoint: dict[str, Any]) -> float:
+    """The monitored score of the best epoch, as ModelCheckpoint recorded it in the file."""
+    for state in checkpoint["callbacks"].values():
+        if "best_model_score" in state:
+            return float(state["best_model_score"])
+    raise TrainingError("The best checkpoint carries no score; is task.monitor logged?")
+
+
+def _fit_as_ddp_worker(cfg: DictConfig, task: Any, model: Any, loaders: tuple) -> dict[str, Any]:
+    """Join rank 0's training; rank 0 alone writes the model, metrics and MLflow run."""
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer, _ = build_trainer(cfg.trainer, Path(scratch), False, cfg.task.monitor)
+        trainer.fit(SequenceModule(model, task.loss, cfg.trainer), *loaders)
+    return {}
+
+
+def _loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+    # Shuffling draws from the global RNG that seed_everything seeded; an explicit
+    # torch.Generator would be simpler but cannot be pickled into ddp_spawn workers.
     common = {
         "batch_size": trainer_cfg.batch_size,
         "num_workers": trainer_cfg.num_workers,
         "persistent_workers": trainer_cfg.num_workers > 0,
     }
-    train = DataLoader(data.train, shuffle=True, generator=generator, drop_last=False, **common)
+    train = DataLoader(data.train, shuffle=True, drop_last=False, **common)
     val = DataLoader(data.val, shuffle=False, **common)
     return train, val
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 
 
 class History(pl.Callback):
-    """Per-epoch train/val loss, learning rate and wall time; feeds the DVC learning-curve plot."""
+    """Per-epoch train/val loss, learning rate and wall time; feeds the DVC learning-curve plot.
 
-    def __init__(self) -> None:
+    Rows are also written to ``path`` after every epoch: with ``ddp_spawn`` training runs in
+    child processes, and a file is what survives them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.rows: list[dict[str, float]] = []
         self._started = time.perf_counter()
 
@@ -26,6 +33,11 @@ class History(pl.Callback):
         if trainer.optimizers:
             row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows.append(row)
+        if trainer.is_global_zero:
+            with self.path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(self.rows[-1]))
+                writer.writeheader()
+                writer.writerows(self.rows)
 
 
 class EpochLine(pl.Callback):

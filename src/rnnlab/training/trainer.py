@@ -23,11 +23,11 @@ def configure_cpu(trainer_cfg: DictConfig) -> None:
 
 def build_trainer(
     trainer_cfg: DictConfig, checkpoint_dir: Path, logger: Any, monitor: str = "val/loss"
-) -> tuple[pl.Trainer, ModelCheckpoint, History]:
+) -> tuple[pl.Trainer, ModelCheckpoint]:
     if trainer_cfg.deterministic:
         # cuBLAS needs this to honour deterministic algorithms on GPUs; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    history = History()
+    history = History(checkpoint_dir / "history.csv")
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1
     )
@@ -55,4 +55,4 @@ def build_trainer(
         log_every_n_steps=1,
         default_root_dir=checkpoint_dir,
     )
-    return trainer, checkpoint, history
+    return trainer, checkpoint
