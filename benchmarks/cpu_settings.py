@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     child_env,
     machine_info,
     machine_line,
@@ -114,7 +114,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     timer = PhaseTimer()
     with tempfile.TemporaryDirectory() as ckpt, contextlib.redirect_stdout(io.StringIO()):
-        trainer, _, _ = build_trainer(cfg.trainer, Path(ckpt), False, cfg.task.monitor)
+        trainer = build_trainer(cfg.trainer, Path(ckpt), False, cfg.task.monitor)[0]
         trainer.callbacks.append(timer)
         trainer.fit(SequenceModule(model, task.loss, cfg.trainer), train, val)
     train_s, val_s = timer.train_s[1:], timer.val_s[1:]
@@ -140,8 +140,19 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 def run_one(model: str, combo: tuple[bool, bool], data_root: Path, epochs: int) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
-    cmd = [python(), __file__, "--worker", "--model", model, "--epochs", str(epochs),
-           "--data-root", str(data_root), "--out", str(out)]
+    cmd = [
+        python(),
+        __file__,
+        "--worker",
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--data-root",
+        str(data_root),
+        "--out",
+        str(out),
+    ]
     if combo[0]:
         cmd.append("--flush-denormal")
     if combo[1]:
@@ -197,7 +208,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         losses = {(r["train_loss"], r["val_loss"]) for r in rows.values()}
         ref = rows[label(TORCH_DEFAULT)]
         max_rel = max(
-            abs(r[k] - ref[k]) / abs(ref[k]) for r in rows.values() for k in ("train_loss", "val_loss")
+            abs(r[k] - ref[k]) / abs(ref[k])
+            for r in rows.values()
+            for k in ("train_loss", "val_loss")
         )
         best = max(rows, key=lambda n: rows[n]["windows_per_s"])
         summary[model] = {
@@ -239,27 +252,39 @@ def to_markdown(res: dict[str, Any]) -> str:
             if name == m["fastest"]:
                 tags.append("fastest")
             reps = s["windows_per_s_repeats"]
-            rows.append([
-                model,
-                name + (f" ({', '.join(tags)})" if tags else ""),
-                f"{s['windows_per_s']:.0f}",
-                f"{min(reps):.0f}–{max(reps):.0f}",
-                f"{s['windows_per_s'] / ref:.2f}x",
-                f"{s['val_s_per_epoch']:.3f}",
-                f"{s['train_loss']:.6g}",
-                f"{s['val_loss']:.6g}",
-            ])
+            rows.append(
+                [
+                    model,
+                    name + (f" ({', '.join(tags)})" if tags else ""),
+                    f"{s['windows_per_s']:.0f}",
+                    f"{min(reps):.0f}–{max(reps):.0f}",
+                    f"{s['windows_per_s'] / ref:.2f}x",
+                    f"{s['val_s_per_epoch']:.3f}",
+                    f"{s['train_loss']:.6g}",
+                    f"{s['val_loss']:.6g}",
+                ]
+            )
     lines.append(
         md_table(
-            ["model", "setting", "train windows/s (median)", "repeats min–max",
-             "speed-up vs torch default", "val s/epoch", "final train loss", "final val loss"],
+            [
+                "model",
+                "setting",
+                "train windows/s (median)",
+                "repeats min–max",
+                "speed-up vs torch default",
+                "val s/epoch",
+                "final train loss",
+                "final val loss",
+            ],
             rows,
         )
     )
     lines.append("")
     for model, m in res["models"].items():
-        same = "bit-identical" if m["losses_identical"] else (
-            f"not identical (max relative difference {m['max_rel_loss_diff']:.2e})"
+        same = (
+            "bit-identical"
+            if m["losses_identical"]
+            else (f"not identical (max relative difference {m['max_rel_loss_diff']:.2e})")
         )
         applied = all(
             s["applied"]["mkldnn_enabled"] == ("mkldnn=true" in name)

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
-import torch
 from mlflow import MlflowClient
 
 from rnnlab.config import compose, validate
+from rnnlab.data.forecast import load_prepared
 from rnnlab.errors import TrainingError
 from rnnlab.io import read_json
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
-from rnnlab.stages.evaluate import load_trained
 from rnnlab.stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,17 +60,21 @@ def test_logged_mlflow_model_reloads_and_predicts_the_same(tmp_path: Path, track
     cfg = validate(compose(QUICK))
     paths = RunPaths(tmp_path)
     run_id = run_pipeline(cfg, paths)["train"]["mlflow_run_id"]
-    _, model = load_trained(paths)
-    x = np.random.default_rng(0).normal(size=(5, 52, 1)).astype(np.float32)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
+    series = load_prepared(paths.prepared_dir)
+    history = series.scaler.inverse(series.values.astype(np.float64))[:, 0]  # original scale
+    first_test_origin = series.bounds.test_start  # evaluate's first test window ends here
+    recent = pd.DataFrame({"co2": history[first_test_origin - 52 : first_test_origin]})
 
     mlflow.set_tracking_uri(tracking)
     reloaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    np.testing.assert_allclose(reloaded.predict(x), expected, rtol=1e-6, atol=1e-6)
-    # The sequence length is not frozen: a longer history works too.
-    longer = np.random.default_rng(1).normal(size=(2, 80, 1)).astype(np.float32)
-    assert reloaded.predict(longer).shape == (2, 8, 1)
+    predicted = reloaded.predict(recent)
+    assert list(predicted.columns) == ["step", "co2"] and len(predicted) == 8
+    evaluated = pd.read_csv(paths.plots_dir / "forecast.csv").iloc[:8]
+    np.testing.assert_allclose(predicted["co2"], evaluated["forecast"], rtol=1e-6)
+    assert abs(predicted["co2"] - evaluated["actual"]).mean() < 5  # ppm: a real forecast
+    # Raw input is checked: too short a history is refused with the reason.
+    with pytest.raises(Exception, match="needs the last 52"):
+        reloaded.predict(recent.iloc[:10])
 
 
 def test_divergence_stops_with_advice_and_keeps_the_previous_model(

@@ -144,38 +144,6 @@ def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
     MlflowClient(tracking_uri(cfg.logger)).log_batch(run["run_id"], metrics=batch)
 
 
-def log_model(cfg: DictConfig, run: dict, model: Any, example: Any) -> None:
-    """Log the network as an MLflow model that ``mlflow.pyfunc.load_model`` can reload.
-
-    Pickle serialisation keeps the sequence length free (``pt2`` freezes the example's shape);
-    explicit pip requirements skip MLflow's slow dependency inference.
-    """
-    import mlflow
-    import torch
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    mlflow.set_tracking_uri(tracking_uri(cfg.logger))
-    model.eval()
-    with torch.no_grad():
-        output = model(torch.as_tensor(example)).numpy()
-
-    def free_shape(array: Any) -> Schema:
-        # Batch and time vary; only the trailing feature size is fixed by training.
-        return Schema([TensorSpec(array.dtype, (-1,) * (array.ndim - 1) + array.shape[-1:])])
-
-    signature = ModelSignature(inputs=free_shape(example), outputs=free_shape(output))
-    with mlflow.start_run(run_id=run["run_id"]):
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            serialization_format="pickle",
-            signature=signature,
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "rnnlab"],
-        )
-
-
 def end_run(cfg: DictConfig, run: dict | None, status: str = "FINISHED") -> None:
     if run is None:
         return

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from rnnlab import tracking
 from rnnlab.errors import TrainingError
 from rnnlab.io import atomic_dir, write_json, write_text_atomic
+from rnnlab.model_store import save_trained
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
 from rnnlab.tasks import get_task
@@ -55,12 +56,13 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             module.load_state_dict(best["state_dict"])
             best_score = _best_score(best)
             curve = pd.read_csv(staging / "history.csv")
-            torch.save(model.state_dict(), staging / "model.pt")
-            (staging / "config.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
-            write_json(staging / "model_meta.json", data.meta)
+            save_trained(staging, cfg, data.meta, model)
             write_json(staging / "run.json", run or {})
             if run is not None and cfg.logger.log_model:
-                tracking.log_model(cfg, run, model, task.example_input(data))
+                from rnnlab.pyfunc import log_pyfunc
+
+                example = task.example_frame(cfg, paths)
+                log_pyfunc(tracking.tracking_uri(cfg.logger), run["run_id"], staging, example)
     except BaseException:
         tracking.end_run(cfg, run, status="FAILED")
         raise

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from rnnlab.model_store import TrainedModel
 from rnnlab.paths import RunPaths
 
 
@@ -52,7 +53,10 @@ class Task(Protocol):
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor: ...
 
-    def example_input(self, data: TaskData) -> Any:
-        """A small input batch for the MLflow model signature."""
+    def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
+        """Raw input as a user would send it to the logged model (signature and example)."""
+
+    def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict from raw input with the saved preprocessing; the logged model's ``predict``."""
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation: ...

@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from rnnlab.data.forecast import PreparedSeries, load_prepared
-from rnnlab.data.preprocessing import make_windows, window_starts
+from rnnlab.data.preprocessing import Scaler, make_windows, window_starts
+from rnnlab.errors import DataError
+from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, TaskData
@@ -90,8 +92,44 @@ class ForecastTask:
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         return nn.functional.mse_loss(prediction, batch["y"])
 
-    def example_input(self, data: TaskData) -> np.ndarray:
-        return data.train.x[:2].numpy()
+    def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
+        """The last ``lookback`` rows of the series, on the original scale."""
+        series = load_prepared(paths.prepared_dir)
+        columns = [*series.meta["target_columns"], *series.meta["covariate_columns"]]
+        recent = series.scaler.inverse(series.values[-cfg.task.lookback :].astype(np.float64))
+        return pd.DataFrame(recent, columns=columns)
+
+    def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``horizon`` steps after the last row of ``frame`` (recent history).
+
+        ``frame`` holds the target and covariate columns, oldest row first, at least
+        ``lookback`` rows; extra columns are ignored. Returns one row per step ahead.
+        """
+        meta, lookback = trained.meta, trained.cfg.task.lookback
+        targets, columns = (
+            meta["target_columns"],
+            [*meta["target_columns"], *meta["covariate_columns"]],
+        )
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"Input lacks column(s) {missing}; the model needs {columns}.")
+        if len(frame) < lookback:
+            raise DataError(
+                f"Input has {len(frame)} rows; the model needs the last {lookback} "
+                "(task.lookback) rows of history."
+            )
+        recent = frame[columns].iloc[-lookback:]
+        values = recent.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            raise DataError(f"Input columns {columns} must be numbers with no missing values.")
+        scaler = Scaler(**meta["scaler"])
+        x = torch.from_numpy(scaler.transform(values).astype(np.float32))[None]  # (1, L, F)
+        with torch.no_grad():
+            scaled = trained.model(x)[0].numpy().astype(np.float64)  # (H, targets)
+        forecast = scaler.inverse(scaled, list(range(len(targets))))
+        out = pd.DataFrame(forecast, columns=targets)
+        out.insert(0, "step", np.arange(1, len(out) + 1))
+        return out
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
         series = load_prepared(paths.prepared_dir)
