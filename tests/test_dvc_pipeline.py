@@ -63,7 +63,7 @@ def test_repro_then_noop_then_model_change_reruns_train_and_evaluate_only(repo_c
         assert f"Running stage '{stage}'" in first.stdout
     metrics = json.loads((repo_copy / "metrics/test.json").read_text())
     assert metrics["test"]["model"]["mase"] > 0
-    assert (repo_copy / "plots/forecast.png").exists()
+    assert (repo_copy / "plots/evaluate/forecast.png").exists()
     assert (repo_copy / "data/raw/co2.csv").exists()
 
     # MLflow lands at the repository root, one finished run with test metrics.

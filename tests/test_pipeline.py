@@ -52,7 +52,7 @@ def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str) ->
     artifacts = {a.path for a in MlflowClient(tracking).list_artifacts(run_id, "plots")}
     assert {"plots/forecast.png", "plots/learning_curve.csv"} <= artifacts
     assert MlflowClient(tracking).list_artifacts(run_id, "config")
-    assert (paths.plots_dir / "forecast.png").stat().st_size > 10_000
+    assert (paths.plots_dir / "evaluate/forecast.png").stat().st_size > 10_000
     assert json.loads((paths.metrics_dir / "test.json").read_text())["test"]["model"]["mase"] > 0
 
 
@@ -69,7 +69,7 @@ def test_logged_mlflow_model_reloads_and_predicts_the_same(tmp_path: Path, track
     reloaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     predicted = reloaded.predict(recent)
     assert list(predicted.columns) == ["step", "co2"] and len(predicted) == 8
-    evaluated = pd.read_csv(paths.plots_dir / "forecast.csv").iloc[:8]
+    evaluated = pd.read_csv(paths.plots_dir / "evaluate/forecast.csv").iloc[:8]
     np.testing.assert_allclose(predicted["co2"], evaluated["forecast"], rtol=1e-6)
     assert abs(predicted["co2"] - evaluated["actual"]).mean() < 5  # ppm: a real forecast
     # Raw input is checked: too short a history is refused with the reason.

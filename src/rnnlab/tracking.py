@@ -124,11 +124,12 @@ def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
 def log_artifacts(
     cfg: DictConfig, run: dict, files: list[Path], config_yaml: str | None = None
 ) -> None:
+    """Log ``files`` under ``plots/`` in the run, and the resolved config if given."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri(cfg.logger))
     for path in files:
-        client.log_artifact(run["run_id"], str(path), artifact_path=path.parent.name)
+        client.log_artifact(run["run_id"], str(path), artifact_path="plots")
     if config_yaml is not None:
         client.log_text(run["run_id"], config_yaml, "config/resolved_config.yaml")
 

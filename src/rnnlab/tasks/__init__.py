@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 
-__all__ = ["Evaluation", "Task", "TaskData", "get_task"]
+__all__ = ["TASKS", "Evaluation", "Task", "TaskData", "get_task"]
+
+# task name -> "module:class"; imported lazily, each task pulls in its own dependencies.
+TASKS: dict[str, str] = {
+    "forecast": "rnnlab.tasks.forecast:ForecastTask",
+}
 
 
 def get_task(name: str) -> Task:
-    # Imported lazily: each task pulls in its own heavy dependencies.
-    if name == "forecast":
-        from rnnlab.tasks.forecast import ForecastTask
-
-        return ForecastTask()
-    raise ConfigError(f"Unknown task {name!r}; choose one of ['forecast'].")
+    if name not in TASKS:
+        raise ConfigError(f"Unknown task {name!r}; choose one of {sorted(TASKS)}.")
+    module, cls = TASKS[name].split(":")
+    return getattr(import_module(module), cls)()

@@ -56,8 +56,8 @@ class Forecaster(nn.Module):
         self.network, self.horizon, self.n_targets = network, horizon, n_targets
         self.window_norm = window_norm
 
-    def forward(self, x: Tensor) -> Tensor:
-        nt = self.n_targets
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        nt = self.n_targets  # windows are fixed-length: ``lengths`` is accepted and unused
         if self.window_norm == "last":
             last = x[:, -1:, :nt]  # (B, 1, targets)
             x = torch.cat([x[..., :nt] - last, x[..., nt:]], dim=-1)

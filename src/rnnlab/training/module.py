@@ -25,11 +25,12 @@ class SequenceModule(pl.LightningModule):
         self.max_epochs = trainer_cfg.max_epochs
         self.clip = trainer_cfg.gradient_clip_val
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.model(x, lengths)
 
     def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
-        loss = self.loss_fn(self.model(batch["x"]), batch)
+        # Batches are dicts: "x", "y", and "lengths" for right-padded variable-length input.
+        loss = self.loss_fn(self.model(batch["x"], batch.get("lengths")), batch)
         self.log(
             f"{split}/loss",
             loss,
