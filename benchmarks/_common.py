@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     return {
+        "niceness": os.nice(0),
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch": torch.__version__,
@@ -56,7 +58,8 @@ def machine_line(info: dict[str, Any]) -> str:
     return (
         f"Machine: {info['cpu_model']}, {info['cpu_cores']} CPU cores, torch {info['torch']} "
         f"({info['torch_threads']} threads), Python {info['python']}; "
-        f"1-min load average at start {info['load_avg_1m']}."
+        f"1-min load average at start {info['load_avg_1m']}"
+        + (f"; run at niceness {info['niceness']}." if info.get("niceness") else ".")
     )
 
 
@@ -105,3 +108,28 @@ def python() -> str:
     """The project's interpreter if present, else the running one."""
     candidate = VENV_BIN / "python"
     return str(candidate) if candidate.exists() else sys.executable
+
+
+def sigterm_exits() -> None:
+    """Let SIGTERM unwind like Ctrl-C, so children are stopped and temporary files removed."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def add_nice_option(parser: Any) -> None:
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="change this process's (and its children's) scheduling priority, e.g. -10 to "
+        "crowd out concurrent work on a shared machine (negative values need root)",
+    )
+
+
+def apply_nice(increment: int) -> int:
+    """``os.nice(increment)``; returns the niceness now in effect (unchanged if not allowed)."""
+    if increment:
+        try:
+            os.nice(increment)
+        except PermissionError:
+            print(f"warning: cannot apply nice {increment}; running as is", file=sys.stderr)
+    return os.nice(0)

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,11 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     REPO,
     VENV_BIN,
+    add_nice_option,
+    apply_nice,
     child_env,
     machine_info,
     machine_line,
     md_table,
     median,
+    sigterm_exits,
     write_json,
 )
 
@@ -52,21 +56,32 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
     subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True)
 
 
-def make_copy(dest: Path) -> Path:
-    """The repo's tracked + new files, committed in a fresh git repo, pipeline outputs removed."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():  # skips files deleted in the working tree but still in the index
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+def make_copy(dest: Path, source: str = "worktree") -> Path:
+    """The repo's files, committed in a fresh git repo, pipeline outputs removed.
+
+    ``worktree``: tracked + untracked-not-ignored files as they are on disk now
+    (``git ls-files -co --exclude-standard``). ``head``: the last commit (``git archive HEAD``),
+    for a consistent snapshot while someone is editing the working tree.
+    """
     env = child_env()
+    if source == "head":
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD"], cwd=REPO, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    else:
+        listed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\0")
+        for rel in filter(None, listed):
+            src = REPO / rel
+            if src.is_file():  # skips files deleted in the working tree but still in the index
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
     _run(["git", "init", "-q"], dest, env)
     _run(["git", "add", "-A"], dest, env)
     _run(
@@ -90,8 +105,10 @@ def make_copy(dest: Path) -> Path:
     return dest
 
 
-def dvc_env(tracking_dir: Path) -> dict[str, str]:
+def dvc_env(tracking_dir: Path, omp_threads: int = 0) -> dict[str, str]:
     env = child_env()
+    if omp_threads:
+        env["OMP_NUM_THREADS"] = str(omp_threads)  # torch's intra-op thread count in the stages
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tracking_dir / 'mlflow.db'}"
     # Stage output reaches the pipe promptly, so the per-stage time stamps are accurate.
     env["PYTHONUNBUFFERED"] = "1"
@@ -102,6 +119,7 @@ def timed_repro(cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run `dvc repro`, time it, and time-stamp the lines that announce each stage."""
     dvc = str(VENV_BIN / "dvc") if (VENV_BIN / "dvc").exists() else "dvc"
     started = time.perf_counter()
+    # Own process group, so an interrupted benchmark takes the stage processes down with it.
     proc = subprocess.Popen(
         [dvc, "repro"],
         cwd=cwd,
@@ -110,15 +128,21 @@ def timed_repro(cwd: Path, env: dict[str, str]) -> dict[str, Any]:
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     lines, stage_starts = [], []
-    for line in proc.stdout:
-        now = time.perf_counter() - started
-        lines.append(line.rstrip("\n"))
-        if match := STAGE_LINE.search(line):
-            stage_starts.append((match.group(1), now))
-    code = proc.wait()
+    try:
+        for line in proc.stdout:
+            now = time.perf_counter() - started
+            lines.append(f"[{now:7.2f}s] {line.rstrip()}")
+            if match := STAGE_LINE.search(line):
+                stage_starts.append((match.group(1), now))
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
     seconds = time.perf_counter() - started
     if code != 0:
         tail = "\n".join(lines[-40:])
@@ -148,8 +172,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             copy, tracking = work / "repo", work / "mlflow"
             copy.mkdir(parents=True)
             tracking.mkdir()
-            make_copy(copy)
-            env = dvc_env(tracking)
+            make_copy(copy, args.source)
+            env = dvc_env(tracking, args.omp_threads)
             res = timed_repro(copy, env)
             test = json.loads((copy / "metrics/test.json").read_text())["test"]
             train = json.loads((copy / "metrics/train.json").read_text())
@@ -165,6 +189,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "epochs": train.get("epochs"),
                     "train_seconds": train.get("train_seconds"),
                     "tracking_db_written": (tracking / "mlflow.db").exists(),
+                    "output": res["output"],
                 }
             )
             print(
@@ -178,7 +203,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     again = timed_repro(copy, env)
                     noop.append(again["seconds"])
                     noop_messages.update(
-                        line for line in again["output"] if "up to date" in line.lower()
+                        line.split("] ", 1)[-1]
+                        for line in again["output"]
+                        if "up to date" in line.lower()
                     )
                     print(
                         f"  no-op repro {i + 1}/{args.noop_repeats}: {again['seconds']:.2f} s",
@@ -195,6 +222,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     mase_ok = all(c["model_mase"] < 1 and c["model_mase"] < c["seasonal_naive_mase"] for c in cold)
     return {
         "machine": info,
+        "source": args.source,
+        "omp_threads": args.omp_threads,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
         "cold": cold,
         "cold_best_s": min(cold_s),
         "cold_median_s": median(cold_s),
@@ -231,9 +263,11 @@ def to_markdown(res: dict[str, Any]) -> str:
         "### Pipeline: `dvc repro` from nothing, then no-op",
         "",
         machine_line(res["machine"]),
-        "Fresh copy of the repository's files in a new git repo, pipeline outputs deleted, "
+        f"Fresh copy of the repository's files ({res['source']}, HEAD {res['commit']}) in a "
+        "new git repo, pipeline outputs deleted, "
         "MLflow on a temporary sqlite file; wall-clock of `dvc repro` (stage split from "
-        "time-stamped output).",
+        "time-stamped output)"
+        + (f"; OMP_NUM_THREADS={res['omp_threads']}." if res.get("omp_threads") else "."),
         "",
         md_table(
             [
@@ -283,12 +317,27 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-repeats", type=int, default=3, help="cold runs, each on a fresh copy"
     )
     parser.add_argument("--noop-repeats", type=int, default=5, help="no-op runs (median)")
+    parser.add_argument(
+        "--source",
+        choices=("worktree", "head"),
+        default="worktree",
+        help="copy the working tree (git ls-files -co --exclude-standard; default) or HEAD",
+    )
+    parser.add_argument(
+        "--omp-threads",
+        type=int,
+        default=0,
+        help="set OMP_NUM_THREADS for the stages (default: unset, torch uses every core)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    add_nice_option(parser)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    apply_nice(args.nice)
     if args.cold_repeats < 1:
         parser.error("--cold-repeats must be at least 1")
     os.environ.pop("DVC_ROOT", None)
+    sigterm_exits()
     res = measure(args)
     write_json(args.json, res)
     print(to_markdown(res))

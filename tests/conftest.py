@@ -53,3 +53,29 @@ def csv_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return config.validate(raw)
 
     return make
+
+
+@pytest.fixture
+def untrained_model_dir(tmp_path: Path) -> Callable[..., Path]:
+    """``untrained_model_dir(["model=gru", ...])`` -> a model directory as train writes it
+    (config, metadata with the scaler, weights) for data prepared from the composed config,
+    with freshly initialised weights: real shapes and preprocessing, no training time."""
+    from rnnlab.data import prepare_task_data
+    from rnnlab.model_store import save_trained
+    from rnnlab.paths import RunPaths
+    from rnnlab.tasks import get_task
+
+    def make(overrides: list[str] | None = None, name: str = "job") -> Path:
+        import torch
+
+        cfg = _compose_validated(["experiment=quick", *(overrides or [])])
+        paths = RunPaths(tmp_path / name)
+        prepare_task_data(cfg, paths)
+        task = get_task(cfg.task.name)
+        torch.manual_seed(cfg.seed)
+        meta = task.load_data(cfg, paths).meta
+        paths.model_dir.mkdir(parents=True)
+        save_trained(paths.model_dir, cfg, meta, task.build_model(cfg, meta))
+        return paths.model_dir
+
+    return make

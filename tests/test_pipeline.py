@@ -117,7 +117,10 @@ def test_hydra_multirun_logs_one_run_per_variant_in_one_experiment(
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name("rnnlab-forecast")
-    runs = client.search_runs([experiment.experiment_id])
+    everything = client.search_runs([experiment.experiment_id])
+    runs = [r for r in everything if "task" in r.data.tags]  # trainings, not the sweep parent
     assert sorted(r.data.tags["model"] for r in runs) == sorted(variants)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all("test/model/mase" in r.data.metrics for r in runs)
+    (parent,) = [r for r in everything if "task" not in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}

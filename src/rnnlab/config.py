@@ -55,6 +55,108 @@ class ForecastDataConfig:
 
 
 @dataclass
+class LMTaskConfig:
+    name: str = "lm"
+    bptt: int = at_least(64, 2)  # truncated-BPTT window: steps between state detaches
+    embedding_dim: int = at_least(64, 1)
+    tie_weights: bool = False  # share embedding and output matrix (embedding_dim == hidden)
+    sample_length: int = at_least(200, 1)
+    temperature: float = at_least(0.8, 1e-6)
+    top_k: int = at_least(20, 0)  # 0: sample from the whole vocabulary
+    sample_prompts: list[str] = field(default_factory=lambda: ["def ", "The "])
+    monitor: str = "val/loss"
+
+
+@dataclass
+class LMDataConfig:
+    name: str = "pydoc_topics"
+    source: str = choice("pydoc_topics", ("pydoc_topics", "text_file"))
+    path: str | None = None
+    level: str = choice("char", ("char", "word"))
+    max_chars: int | None = None  # keep only the first max_chars characters (quick runs)
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+
+
+@dataclass
+class Seq2SeqTaskConfig:
+    name: str = "seq2seq"
+    attention: str = choice("additive", ("none", "additive", "dot", "general"))
+    embedding_dim: int = at_least(32, 1)
+    teacher_forcing: float = at_least(0.5, 0.0, below=1.000001)
+    decode: str = choice("greedy", ("greedy", "beam"))
+    beam_width: int = at_least(4, 1)
+    max_target_length: int = at_least(64, 1)
+    monitor: str = "val/loss"
+
+
+@dataclass
+class Seq2SeqDataConfig:
+    name: str = "dates"
+    source: str = choice("dates", ("dates", "pairs_tsv"))
+    path: str | None = None
+    level: str = choice("char", ("char", "word"))
+    n_train: int = at_least(20000, 1)  # generated data (dates) only
+    n_val: int = at_least(1000, 1)
+    n_test: int = at_least(1000, 1)
+    val_fraction: float = 0.1  # user pairs (pairs_tsv) only
+    test_fraction: float = 0.1
+
+
+@dataclass
+class ClassifyTaskConfig:
+    name: str = "classify"
+    embedding_dim: int = at_least(64, 1)  # token embedding size (text data only)
+    monitor: str = "val/loss"
+
+
+@dataclass
+class ClassifyDataConfig:
+    """Labelled sequences: a built-in set, a long-format CSV, or text files (see conf/data/)."""
+
+    name: str = "japanese_vowels"
+    source: str = choice(
+        "japanese_vowels", ("japanese_vowels", "basic_motions", "sequences_csv", "text")
+    )
+    path: str | None = None  # user data; CSV/TSV/JSONL for text
+    test_path: str | None = None  # null: a stratified test split is carved from `path`
+    label_column: str = "label"
+    id_column: str = "sequence_id"  # long format: one row per (sequence, time step)
+    step_column: str = "step"
+    channel_columns: list[str] = field(default_factory=list)  # empty: every other column
+    scaling: str = choice("standard", ("standard", "minmax", "none"))
+    text_column: str = "text"
+    tokenizer: str = choice("word", ("char", "word"))
+    lowercase: bool = True
+    min_freq: int = at_least(1, 1)
+    max_vocab: int = at_least(20000, 3)
+    max_length: int = at_least(200, 1)
+    val_fraction: float = at_least(0.15, 0.0, below=1.0)
+    test_fraction: float = at_least(0.2, 0.0, below=1.0)
+
+
+@dataclass
+class LongRangeTaskConfig:
+    name: str = "longrange"
+    monitor: str = "val/loss"
+
+
+@dataclass
+class LongRangeDataConfig:
+    """Synthetic long-range probes (``rnnlab.data.longrange``), generated from ``seed``."""
+
+    name: str = "adding"
+    problem: str = choice("adding", ("adding", "copy"))
+    seq_len: int = at_least(100, 2)  # T: distance the information must travel
+    copy_length: int = at_least(10, 1)  # copy only: K symbols to remember
+    n_symbols: int = at_least(8, 2)  # copy only: alphabet size S
+    n_train: int = at_least(10000, 1)
+    n_val: int = at_least(1000, 1)
+    n_test: int = at_least(1000, 1)
+    seed: int = 1234  # data seed, separate from the model's so variants see the same data
+
+
+@dataclass
 class ModelConfig:
     name: str = "lstm"
     arch: str = choice("lstm", ("rnn", "lstm", "gru", "mlp", "transformer"))
@@ -101,6 +203,7 @@ class TrainerConfig:
     flush_denormal: bool = True
     mkldnn: bool = False
     limit_train_batches: float = 1.0
+    grad_flow_batches: int = at_least(2, 0)  # batches probed for ||dL/dh_t||; 0: off
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -126,6 +229,10 @@ class Config:
 # task name -> (task schema, data schema); a new task registers its pair here.
 TASK_SCHEMAS: dict[str, tuple[type, type]] = {
     "forecast": (ForecastTaskConfig, ForecastDataConfig),
+    "longrange": (LongRangeTaskConfig, LongRangeDataConfig),
+    "classify": (ClassifyTaskConfig, ClassifyDataConfig),
+    "lm": (LMTaskConfig, LMDataConfig),
+    "seq2seq": (Seq2SeqTaskConfig, Seq2SeqDataConfig),
 }
 
 
@@ -139,6 +246,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
             f"{sorted(TASK_SCHEMAS)} (for example `task=forecast`)."
         )
     task_schema, data_schema = TASK_SCHEMAS[task_name]
+    _check_data_fits_task(raw, task_name, data_schema)
     schema = OmegaConf.structured(Config)
     schema.task = OmegaConf.structured(task_schema)
     schema.data = OmegaConf.structured(data_schema)
@@ -159,6 +267,35 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         _check_fields(merged[section], dataclass_type, section)
     OmegaConf.set_readonly(merged, True)
     return merged
+
+
+def _data_sources(data_schema: type) -> tuple[str, ...]:
+    source = next((f for f in fields(data_schema) if f.name == "source"), None)
+    return source.metadata.get("choices", ()) if source else ()
+
+
+def data_configs_for(task_name: str, config_dir: Path = CONF_DIR) -> list[str]:
+    """Names of the ``conf/data`` configs the task's data schema accepts: every key known to
+    the schema and, if the schema restricts ``source``, an allowed source."""
+    schema = TASK_SCHEMAS[task_name][1]
+    names, sources = {f.name for f in fields(schema)}, _data_sources(schema)
+
+    def fits(node: DictConfig) -> bool:
+        return set(node.keys()) <= names and (not sources or node.get("source") in sources)
+
+    return sorted(p.stem for p in (config_dir / "data").glob("*.yaml") if fits(OmegaConf.load(p)))
+
+
+def _check_data_fits_task(raw: DictConfig, task_name: str, data_schema: type) -> None:
+    """A data config made for another task fails here, naming the data configs that fit."""
+    source, sources = OmegaConf.select(raw, "data.source"), _data_sources(data_schema)
+    if source is None or not sources or source in sources:
+        return
+    fitting = data_configs_for(task_name)
+    raise ConfigError(
+        f"data.source={source!r} is not data for task={task_name}; use one of the data "
+        f"configs {fitting} (for example `task={task_name} data={fitting[0] if fitting else '?'}`)."
+    )
 
 
 def _unknown_key_message(err: ConfigKeyError, schema: DictConfig) -> str:

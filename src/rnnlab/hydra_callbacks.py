@@ -1,15 +1,29 @@
-"""Hydra callbacks: prepare shared MLflow state once, in the parent, before sweep jobs start."""
+"""Hydra callbacks: prepare shared MLflow state once, in the parent, before sweep jobs start.
+
+A sweep gets one parent MLflow run; each job's run becomes its child (``mlflow ui`` groups
+them). The parent's id travels to the jobs in a file in the sweep directory rather than in an
+environment variable: joblib reuses worker processes across sweeps, so their environment may
+predate this sweep. Jobs that failed leave a marker file (``rnnlab.train``); the parent lists
+them when the sweep ends.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger("rnnlab")
+
+PARENT_RUN_FILE = "mlflow_parent_run.txt"  # in the sweep directory
+FAILED_JOB_FILE = "FAILED.txt"  # in a job's output directory: the error that stopped it
+
 
 class MlflowSetup(Callback):
-    """Create the MLflow database and experiment before any job runs.
+    """Create the MLflow database, experiment and the sweep's parent run before any job runs.
 
     Several processes opening a brand-new sqlite file race on its schema migration, and several
     creating the same experiment at once can file runs under the Default experiment.
@@ -19,6 +33,27 @@ class MlflowSetup(Callback):
         logger_cfg = OmegaConf.select(config, "logger")
         if logger_cfg is None or logger_cfg.backend != "mlflow":
             return
-        from rnnlab.tracking import ensure_experiment, tracking_uri
+        from rnnlab.tracking import ensure_experiment, start_sweep_run, tracking_uri
 
-        ensure_experiment(tracking_uri(logger_cfg), logger_cfg.experiment_name)
+        uri = tracking_uri(logger_cfg)
+        experiment_id = ensure_experiment(uri, logger_cfg.experiment_name)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = start_sweep_run(uri, experiment_id, sweep_dir.name, overrides)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_RUN_FILE).write_text(parent, encoding="utf-8")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        failed = sorted(p.parent for p in sweep_dir.glob(f"**/{FAILED_JOB_FILE}"))
+        for job_dir in failed:
+            log.error("Sweep job failed: %s", (job_dir / FAILED_JOB_FILE).read_text().strip())
+        if failed:
+            log.error("%d sweep job(s) failed; the others' results are kept.", len(failed))
+        parent_file = sweep_dir / PARENT_RUN_FILE
+        logger_cfg = OmegaConf.select(config, "logger")
+        if not parent_file.exists() or logger_cfg is None:
+            return
+        from rnnlab.tracking import end_sweep_run, tracking_uri
+
+        end_sweep_run(tracking_uri(logger_cfg), parent_file.read_text().strip(), len(failed))

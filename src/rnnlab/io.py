@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def _umask() -> int:
@@ -37,14 +37,28 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[TextIO]:
+    """Yield a text handle on a temporary file that replaces ``path`` only if the block succeeds.
+
+    For output written piece by piece (streamed predictions); ``write_text_atomic`` for one go.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+    except BaseException:
+        os.unlink(tmp)
+        raise
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would outlive the rename
     os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    with atomic_file(path) as handle:
+        handle.write(text)
 
 
 def write_json(path: Path, payload: Any) -> None:

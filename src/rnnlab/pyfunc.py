@@ -1,7 +1,13 @@
 """The MLflow model: a pyfunc that takes raw input and applies the saved preprocessing itself.
 
 The artifact is the trained-model directory (config, metadata with the scaler, weights); the
-task's ``predict_frame`` turns a raw table into predictions on the original scale.
+task's ``predict_frame`` turns a raw table into predictions on the original scale. The model is
+logged "from code" (``rnnlab/mlflow_model.py``), so loading it unpickles nothing: the weights are
+read with ``weights_only=True`` and the class comes from the installed package.
+
+Bad input (``DataError``) is re-raised as ``InvalidModelInput``, an ``MlflowException`` with
+``INVALID_PARAMETER_VALUE``: ``mlflow models serve`` answers it with HTTP 400 and the message,
+and in-process callers can still catch it as a ``DataError``.
 """
 
 from __future__ import annotations
@@ -11,8 +17,20 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from rnnlab.errors import DataError
 from rnnlab.model_store import CONFIG, META, WEIGHTS, load_trained
+
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+
+
+class InvalidModelInput(MlflowException, DataError):
+    """Raw input the model cannot use; the scoring server turns it into HTTP 400."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 class RnnlabModel(mlflow.pyfunc.PythonModel):
@@ -23,7 +41,10 @@ class RnnlabModel(mlflow.pyfunc.PythonModel):
         self.task = get_task(self.trained.cfg.task.name)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        return self.task.predict_frame(self.trained, pd.DataFrame(model_input))
+        try:
+            return self.task.predict_frame(self.trained, pd.DataFrame(model_input))
+        except DataError as err:
+            raise InvalidModelInput(str(err)) from err
 
 
 def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.DataFrame) -> None:
@@ -50,7 +71,7 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.Data
         with mlflow.start_run(run_id=run_id):
             mlflow.pyfunc.log_model(
                 name="model",
-                python_model=RnnlabModel(),
+                python_model=str(MODEL_CODE),
                 artifacts={"model_dir": str(bundle)},
                 signature=infer_signature(example, output),
                 input_example=example,

@@ -19,11 +19,13 @@ from rnnlab.paths import repo_root
 # Chosen, flattened params: what people filter and compare runs on in `mlflow ui`.
 LOGGED_PARAMS = ("seed", "task", "data", "model", "trainer")
 _SKIPPED = {"data.path", "trainer.num_workers", "trainer.devices", "trainer.strategy"}
+# Runs that are not trainings (a sweep's parent, a comparison report) carry this tag.
+KIND_TAG = "rnnlab.kind"
 
 
-def tracking_uri(logger_cfg: DictConfig) -> str:
+def tracking_uri(logger_cfg: DictConfig | None = None) -> str:
     """Explicit config, else ``MLFLOW_TRACKING_URI``, else ``<repo root>/mlflow.db`` (sqlite)."""
-    if logger_cfg.tracking_uri:
+    if logger_cfg is not None and logger_cfg.tracking_uri:
         return str(logger_cfg.tracking_uri)
     if env_uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return env_uri
@@ -109,6 +111,27 @@ def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str
     return {"run_id": run.info.run_id, "experiment_id": experiment_id}
 
 
+def start_sweep_run(uri: str, experiment_id: str, name: str, overrides: str) -> str:
+    """Open the parent run of a sweep (its jobs tag it as ``mlflow.parentRunId``); return its id."""
+    from mlflow import MlflowClient
+
+    tags = {
+        "mlflow.source.git.commit": git_commit(repo_root()),
+        "sweep": overrides,
+        KIND_TAG: "sweep",
+    }
+    run = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep-{name}", tags=tags)
+    return run.info.run_id
+
+
+def end_sweep_run(uri: str, run_id: str, failed_jobs: int) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    client.set_tag(run_id, "failed_jobs", str(failed_jobs))
+    client.set_terminated(run_id, status="FINISHED")
+
+
 def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
     if run is None:
         return False
@@ -132,6 +155,17 @@ def log_artifacts(
         client.log_artifact(run["run_id"], str(path), artifact_path="plots")
     if config_yaml is not None:
         client.log_text(run["run_id"], config_yaml, "config/resolved_config.yaml")
+
+
+def log_texts(cfg: DictConfig, run: dict, texts: dict[str, str]) -> None:
+    """Log each text (e.g. generated samples) as ``texts/<name>.txt`` in the run."""
+    if not texts:
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(cfg.logger))
+    for name, text in texts.items():
+        client.log_text(run["run_id"], text, f"texts/{name}.txt")
 
 
 def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:

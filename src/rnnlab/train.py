@@ -10,16 +10,18 @@ value (the monitored validation loss) is what hyper-parameter sweepers optimise.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.config import CONF_DIR, validate
 from rnnlab.errors import RnnlabError
+from rnnlab.hydra_callbacks import FAILED_JOB_FILE, PARENT_RUN_FILE
 from rnnlab.paths import RunPaths
 
 log = logging.getLogger("rnnlab")
@@ -28,16 +30,27 @@ log = logging.getLogger("rnnlab")
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        _join_sweep(hydra_cfg)
     try:
         cfg = validate(cfg)
         from rnnlab.pipeline import run_pipeline
 
-        result = run_pipeline(cfg, RunPaths(Path(hydra_cfg.runtime.output_dir)))
+        result = run_pipeline(cfg, RunPaths(output_dir))
     except RnnlabError as err:
         log.error("%s", err)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            return None  # report and let the other jobs of the sweep go on
+        if multirun:
+            return _report_failed_job(output_dir, str(err))
         sys.exit(2)
+    except Exception as err:
+        if not multirun:
+            raise
+        # A parallel launcher (joblib) aborts the whole sweep on an exception: report this
+        # job, keep the others going. Its MLflow run, if it got one, is already FAILED.
+        log.exception("Sweep job %s failed", hydra_cfg.job.override_dirname or output_dir)
+        return _report_failed_job(output_dir, f"{type(err).__name__}: {err}")
     if "evaluate" not in result:  # a DDP worker process
         return None
     test = result["evaluate"]["test"]["model"]
@@ -47,6 +60,29 @@ def main(cfg: DictConfig) -> float | None:
         " ".join(f"{k}={v:.4f}" for k, v in test.items()),
     )
     return result["train"]["best_val_loss"]
+
+
+def _join_sweep(hydra_cfg: DictConfig) -> None:
+    """Make this job's MLflow run a child of the sweep's parent run, and share the CPU fairly."""
+    parent_file = Path(hydra_cfg.sweep.dir) / PARENT_RUN_FILE
+    if parent_file.exists():
+        os.environ["RNNLAB_PARENT_RUN_ID"] = parent_file.read_text(encoding="utf-8").strip()
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs")
+    if n_jobs is not None and n_jobs != 1:
+        # Jobs side by side each using every core oversubscribe the CPU (torch then runs many
+        # times slower): give each job its share.
+        import torch
+
+        cores = os.cpu_count() or 1
+        share = 1 if n_jobs < 0 else max(1, cores // n_jobs)
+        torch.set_num_threads(share)
+
+
+def _report_failed_job(output_dir: Path, reason: str) -> None:
+    """Leave the reason where the sweep's end-of-run summary finds it; return no score."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FAILED_JOB_FILE).write_text(f"{output_dir}: {reason}\n", encoding="utf-8")
+    return None
 
 
 if __name__ == "__main__":

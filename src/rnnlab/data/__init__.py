@@ -13,6 +13,10 @@ from rnnlab.paths import RunPaths
 # task name -> module with ``prepare(cfg, paths) -> summary``; imported lazily.
 PREPARERS: dict[str, str] = {
     "forecast": "rnnlab.data.forecast",
+    "lm": "rnnlab.data.lm",
+    "seq2seq": "rnnlab.data.seq2seq",
+    "longrange": "rnnlab.data.longrange",
+    "classify": "rnnlab.data.classify",
 }
 
 

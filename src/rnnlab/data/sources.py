@@ -6,6 +6,7 @@ preprocessing that follows never needs to know where the data came from.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,15 +50,17 @@ BUILTIN_SOURCES: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a user CSV, turning pandas' parser failures into errors that say what to fix."""
+def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
+    """Read a user CSV (or TSV with ``sep="\\t"``), turning parser failures into advice."""
     if not path.exists():
         raise DataError(
             f"Data file {path} does not exist. Put your CSV under data/external/ and set "
             "`data.path` to it (for example `-S data.path=data/external/my.csv`)."
         )
     try:
-        frame = pd.read_csv(path)
+        # A tab-separated file is taken literally: quotes inside sentences are text (SST-2).
+        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+        frame = pd.read_csv(path, sep=sep, quoting=quoting)
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path} is not UTF-8 text ({err.reason}); re-save it as UTF-8 CSV."
@@ -67,9 +70,10 @@ def read_csv(path: Path) -> pd.DataFrame:
             f"{path} is empty; it needs a header row and at least one data row."
         ) from None
     except pd.errors.ParserError as err:
+        delimiter = "a tab" if sep == "\t" else "a comma"
         raise DataError(
             f"{path} is not a well-formed CSV: {str(err).strip()}. Check the delimiter (must be "
-            "a comma) and that every row has as many fields as the header."
+            f"{delimiter}) and that every row has as many fields as the header."
         ) from None
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows.")

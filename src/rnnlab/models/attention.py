@@ -80,6 +80,27 @@ class DotProductAttention(nn.Module):
         return context, weights
 
 
+class GeneralAttention(nn.Module):
+    """Luong "general" attention: score(q, k) = q^T W k.
+
+    A learnt bilinear form, so unlike "dot" the query and keys may differ in size and space
+    (e.g. a decoder state attending over a bidirectional encoder's outputs).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int) -> None:
+        super().__init__()
+        self.query_proj = nn.Linear(query_dim, key_dim, bias=False)  # W^T q, then dot with k
+
+    def forward(
+        self, query: Tensor, keys: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        q = self.query_proj(query).unsqueeze(-1)  # (B, D, 1)
+        scores = torch.bmm(keys, q).squeeze(-1)  # (B, T)
+        weights = _masked_softmax(scores, mask)  # (B, T)
+        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # (B, D)
+        return context, weights
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention with a single query step.
 

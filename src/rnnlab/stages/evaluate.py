@@ -27,6 +27,7 @@ def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     if cfg.logger.backend == "mlflow" and run:
         tracking.log_metrics(cfg, run, evaluation.flat_metrics())
         tracking.log_artifacts(cfg, run, files)
+        tracking.log_texts(cfg, run, evaluation.texts)
     return evaluation.metrics
 
 

@@ -21,6 +21,8 @@ from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
 from rnnlab.tasks import get_task
 from rnnlab.training import is_primary_process
+from rnnlab.training.grad_flow import CSV_NAME as GRAD_FLOW_CSV
+from rnnlab.training.grad_flow import FIGURE_NAME as GRAD_FLOW_FIGURE
 from rnnlab.training.module import SequenceModule
 from rnnlab.training.trainer import build_trainer, configure_cpu
 
@@ -46,7 +48,7 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             trainer, checkpoint = build_trainer(
                 cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
             )
-            module = SequenceModule(model, task.loss, cfg.trainer)
+            module = _lightning_module(task, model, cfg)
             trainer.fit(module, *loaders)
             if not checkpoint.best_model_path:
                 raise TrainingError(
@@ -80,9 +82,9 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     write_json(paths.metrics_dir / "train.json", summary)
     if run is not None:
         tracking.log_metrics(cfg, run, {f"train/{k}": v for k, v in summary.items()})
-        tracking.log_artifacts(
-            cfg, run, [paths.plots_dir / "learning_curve.csv"], config_yaml=OmegaConf.to_yaml(cfg)
-        )
+        grad_flow = [paths.model_dir / name for name in (GRAD_FLOW_CSV, GRAD_FLOW_FIGURE)]
+        files = [paths.plots_dir / "learning_curve.csv", *(f for f in grad_flow if f.exists())]
+        tracking.log_artifacts(cfg, run, files, config_yaml=OmegaConf.to_yaml(cfg))
     return {**summary, "mlflow_run_id": run["run_id"] if run else None}
 
 
@@ -98,8 +100,15 @@ def _fit_as_ddp_worker(cfg: DictConfig, task: Any, model: Any, loaders: tuple) -
     """Join rank 0's training; rank 0 alone writes the model, metrics and MLflow run."""
     with tempfile.TemporaryDirectory() as scratch:
         trainer, _ = build_trainer(cfg.trainer, Path(scratch), False, cfg.task.monitor)
-        trainer.fit(SequenceModule(model, task.loss, cfg.trainer), *loaders)
+        trainer.fit(_lightning_module(task, model, cfg), *loaders)
     return {}
+
+
+def _lightning_module(task: Any, model: Any, cfg: DictConfig) -> SequenceModule:
+    """The task's own module if it needs one (see ``Task.lightning_module``), else the generic."""
+    if hasattr(task, "lightning_module"):
+        return task.lightning_module(model, cfg)
+    return SequenceModule(model, task.loss, cfg.trainer)
 
 
 def _loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
@@ -110,7 +119,7 @@ def _loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader
         "num_workers": trainer_cfg.num_workers,
         "persistent_workers": trainer_cfg.num_workers > 0,
     }
-    train = DataLoader(data.train, shuffle=True, drop_last=False, **common)
+    train = DataLoader(data.train, shuffle=not data.ordered, drop_last=False, **common)
     val = DataLoader(data.val, shuffle=False, **common)
     return train, val
 

@@ -12,6 +12,10 @@ __all__ = ["TASKS", "Evaluation", "Task", "TaskData", "get_task"]
 # task name -> "module:class"; imported lazily, each task pulls in its own dependencies.
 TASKS: dict[str, str] = {
     "forecast": "rnnlab.tasks.forecast:ForecastTask",
+    "lm": "rnnlab.tasks.lm:LanguageModelTask",
+    "seq2seq": "rnnlab.tasks.seq2seq:Seq2SeqTask",
+    "longrange": "rnnlab.tasks.longrange:LongRangeTask",
+    "classify": "rnnlab.tasks.classify:ClassifyTask",
 }
 
 

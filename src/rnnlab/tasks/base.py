@@ -21,6 +21,9 @@ class TaskData:
     train: Dataset
     val: Dataset
     meta: dict[str, Any]
+    # True when batches must arrive in dataset order (e.g. truncated BPTT carrying state from
+    # one batch to the next): the train loader then does not shuffle.
+    ordered: bool = False
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Evaluation:
     metrics: dict[str, Any]
     plot_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # e.g. generated samples, for MLflow
 
     def flat_metrics(self) -> dict[str, float]:
         def walk(prefix: str, node: Any) -> dict[str, float]:
@@ -60,3 +64,11 @@ class Task(Protocol):
         """Predict from raw input with the saved preprocessing; the logged model's ``predict``."""
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation: ...
+
+    # Optional: ``lightning_module(model, cfg) -> SequenceModule`` for models that need more than
+    # ``model(x, lengths)`` per batch (carried state, teacher forcing); the train stage falls
+    # back to ``SequenceModule(model, task.loss, cfg.trainer)``.
+
+    # Optional: ``predict_unit = "sequence"`` when ``predict_frame`` takes exactly one sequence
+    # (a forecast's history); batch prediction then never mixes sequences in one call. The
+    # default, "rows", lets it batch rows or whole groups (see ``rnnlab.predict``).

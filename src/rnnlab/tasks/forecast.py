@@ -67,6 +67,9 @@ class Forecaster(nn.Module):
 
 class ForecastTask:
     name = "forecast"
+    # ``predict_frame`` takes one whole series: batch prediction (rnnlab.predict) feeds it one
+    # series at a time instead of arbitrary chunks of rows.
+    predict_unit = "sequence"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         series = load_prepared(paths.prepared_dir)

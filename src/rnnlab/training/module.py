@@ -28,9 +28,14 @@ class SequenceModule(pl.LightningModule):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.model(x, lengths)
 
-    def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
+    def predict_batch(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        """The prediction the loss is computed on; tasks with stateful or teacher-forced models
+        override this in a subclass (see ``rnnlab.training.sequence_modules``)."""
         # Batches are dicts: "x", "y", and "lengths" for right-padded variable-length input.
-        loss = self.loss_fn(self.model(batch["x"], batch.get("lengths")), batch)
+        return self.model(batch["x"], batch.get("lengths"))
+
+    def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        loss = self.loss_fn(self.predict_batch(batch, split), batch)
         self.log(
             f"{split}/loss",
             loss,

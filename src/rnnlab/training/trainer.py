@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from rnnlab.training.callbacks import EpochLine, History
+from rnnlab.training.grad_flow import GradientFlow
 
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:
@@ -38,6 +39,8 @@ def build_trainer(
         EarlyStopping(monitor=monitor, mode="min", patience=trainer_cfg.early_stopping_patience),
         RichProgressBar() if interactive else EpochLine(history),
     ]
+    if trainer_cfg.grad_flow_batches > 0:
+        callbacks.append(GradientFlow(checkpoint_dir, trainer_cfg.grad_flow_batches))
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,
         accelerator=trainer_cfg.accelerator,

@@ -1,0 +1,280 @@
+"""Language modelling and sequence-to-sequence targets, through the real front door.
+
+Two Hydra multiruns (``python -m rnnlab.train -m ...``), ``MLFLOW_TRACKING_URI`` pointing at a
+temporary sqlite file; the tables are read back from MLflow, as a user would see them.
+
+``lm``: every recurrent variant on the default corpus (CPython's ``pydoc_data.topics``), char
+level. Test bits per character against the unigram and bigram baselines on the same test
+tokens, and training throughput: training characters processed per second of training wall
+time (``train_windows * bptt * epochs / train_seconds``; validation passes included, so this is
+a lower bound on the pure training speed).
+
+``seq2seq``: date normalisation with additive attention and without any, same model otherwise.
+Exact match overall and per source-length quartile (the last quartile: the longest inputs).
+
+``reverse``: the same two models on a user pairs file (``data=pairs_tsv``) written here: random
+strings of 4-30 letters and their reversals, where the length of the input matters most.
+
+    python benchmarks/lm_seq2seq.py [--part lm seq2seq reverse] [--lm-epochs 15]
+        [--seq2seq-epochs 5] [--reverse-epochs 6] [--json out.json] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, child_env, machine_info, machine_line, md_table, python, write_json
+
+LM_VARIANTS = "rnn,rnn_relu,lstm,gru"
+SEQ2SEQ_MODEL = ["model=gru", "model.num_layers=1", "model.hidden_size=64"]
+
+
+def multirun(overrides: list[str], scratch: Path) -> float:
+    command = [
+        python(),
+        "-m",
+        "rnnlab.train",
+        "-m",
+        *overrides,
+        "logger.log_model=false",
+        "trainer.grad_flow_batches=0",
+        f"hydra.sweep.dir={scratch / 'multirun'}",
+    ]
+    env = {
+        **child_env(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",
+    }
+    print("$", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def finished_runs(scratch: Path, experiment: str, metric: str) -> list[Any]:
+    """Finished training runs that reached evaluation (not a sweep's parent run)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id]) if found else []
+    done = (r for r in runs if r.info.status == "FINISHED" and metric in r.data.metrics)
+    return sorted(done, key=lambda r: r.info.start_time)
+
+
+def lm_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
+    results = []
+    for run in finished_runs(scratch, "rnnlab-lm", "test/model/bpc"):
+        m, p = run.data.metrics, run.data.params
+        chars = m["train/train_windows"] * int(p["task.bptt"]) * m["train/epochs"]
+        results.append(
+            {
+                "model": p["model.name"],
+                "test_bpc": m["test/model/bpc"],
+                "val_bpc": m["val/model/bpc"],
+                "bigram_bpc": m["test/bigram/bpc"],
+                "unigram_bpc": m["test/unigram/bpc"],
+                "perplexity": m["test/model/perplexity"],
+                "epochs": m["train/epochs"],
+                "train_seconds": m["train/train_seconds"],
+                "chars_per_second": chars / m["train/train_seconds"],
+                "parameters": m["train/n_parameters"],
+            }
+        )
+    rows = [
+        [
+            r["model"],
+            f"{r['test_bpc']:.3f}",
+            f"{r['bigram_bpc'] - r['test_bpc']:+.3f}",
+            f"{r['perplexity']:.2f}",
+            f"{r['epochs']:.0f}",
+            f"{r['train_seconds']:.0f}",
+            f"{r['chars_per_second']:,.0f}",
+            f"{r['parameters']:,.0f}",
+        ]
+        for r in results
+    ]
+    if results:
+        rows.append(
+            ["*bigram baseline*", f"{results[0]['bigram_bpc']:.3f}", "", "", "", "", "", ""]
+        )
+        rows.append(
+            ["*unigram baseline*", f"{results[0]['unigram_bpc']:.3f}", "", "", "", "", "", ""]
+        )
+    header = [
+        "variant",
+        "test bits/char",
+        "better than bigram by",
+        "perplexity",
+        "epochs",
+        "train s",
+        "train chars/s (CPU)",
+        "parameters",
+    ]
+    return md_table(header, rows), results
+
+
+def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
+    results = []
+    # Each job directory's models/run.json names its MLflow run: the by-length table is there.
+    job_of_run = {
+        json.loads((job / "models/run.json").read_text())["run_id"]: job
+        for job in (scratch / "multirun").iterdir()
+        if (job / "models/run.json").exists()
+    }
+    for run in finished_runs(scratch, "rnnlab-seq2seq", "test/model/exact_match"):
+        m, p = run.data.metrics, run.data.params
+        table = pd.read_csv(
+            job_of_run[run.info.run_id] / "plots/evaluate/seq2seq_exact_match_by_length.csv"
+        )
+        results.append(
+            {
+                "attention": p["task.attention"],
+                "exact_match": m["test/model/exact_match"],
+                "exact_match_longest": m["test/model/exact_match_longest"],
+                "token_accuracy": m["test/model/token_accuracy"],
+                "bleu": m["test/model/bleu"],
+                "epochs": m["train/epochs"],
+                "train_seconds": m["train/train_seconds"],
+                "by_length": table.to_dict("records"),
+            }
+        )
+    rows = [
+        [
+            r["attention"],
+            f"{100 * r['exact_match']:.1f}%",
+            f"{100 * r['exact_match_longest']:.1f}%",
+            f"{100 * r['token_accuracy']:.2f}%",
+            f"{r['bleu']:.2f}",
+            f"{r['epochs']:.0f}",
+            f"{r['train_seconds']:.0f}",
+        ]
+        for r in results
+    ]
+    header = [
+        "attention",
+        "test exact match",
+        "exact match, longest quartile",
+        "token accuracy",
+        "BLEU",
+        "epochs",
+        "train s",
+    ]
+    detail = []
+    for r in results:
+        for b in r["by_length"]:
+            detail.append(
+                [
+                    r["attention"],
+                    f"{b['min_length']}–{b['max_length']}",
+                    b["pairs"],
+                    f"{100 * b['exact_match']:.1f}%",
+                ]
+            )
+    text = md_table(header, rows)
+    if detail:
+        text += "\n\n" + md_table(["attention", "source length", "pairs", "exact match"], detail)
+    return text, results
+
+
+def write_reversal_pairs(path: Path, n: int = 6000, seed: int = 0) -> None:
+    """Random letter strings of 4-30 characters and their reversals, as a user TSV file.
+
+    Reversal needs the first source character at the last output step: the classic case where a
+    fixed-size final state runs out and attention should not (Bahdanau et al. 2015)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghij"))
+    lines = []
+    for length in rng.integers(4, 31, n):
+        text = "".join(rng.choice(letters, length))
+        lines.append(f"{text}\t{text[::-1]}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--part",
+        nargs="+",
+        default=["lm", "seq2seq", "reverse"],
+        choices=["lm", "seq2seq", "reverse"],
+    )
+    parser.add_argument("--reverse-epochs", type=int, default=6)
+    parser.add_argument("--lm-epochs", type=int, default=15)
+    parser.add_argument("--seq2seq-epochs", type=int, default=5)
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--keep", help="keep the runs (MLflow db, job dirs) in this directory")
+    args = parser.parse_args()
+    info = machine_info()
+    report: dict[str, Any] = {"machine": info}
+    with tempfile.TemporaryDirectory(prefix="lm-seq2seq-") as tmp:
+        scratch = Path(args.keep or tmp)
+        if "lm" in args.part:
+            lm_dir = scratch / "lm"
+            seconds = multirun(
+                [
+                    "task=lm",
+                    "data=pydoc_topics",
+                    f"model={LM_VARIANTS}",
+                    f"trainer.max_epochs={args.lm_epochs}",
+                ],
+                lm_dir,
+            )
+            table, results = lm_table(lm_dir)
+            report["lm"] = {"seconds": seconds, "runs": results, "table": table}
+        if "seq2seq" in args.part:
+            s2s_dir = scratch / "seq2seq"
+            seconds = multirun(
+                [
+                    "task=seq2seq",
+                    "data=dates",
+                    "task.attention=additive,none",
+                    *SEQ2SEQ_MODEL,
+                    f"trainer.max_epochs={args.seq2seq_epochs}",
+                ],
+                s2s_dir,
+            )
+            table, results = seq2seq_table(s2s_dir)
+            report["seq2seq"] = {"seconds": seconds, "runs": results, "table": table}
+        if "reverse" in args.part:
+            rev_dir = scratch / "reverse"
+            rev_dir.mkdir(parents=True, exist_ok=True)
+            write_reversal_pairs(rev_dir / "pairs.tsv")
+            seconds = multirun(
+                [
+                    "task=seq2seq",
+                    "data=pairs_tsv",
+                    f"data.path={rev_dir / 'pairs.tsv'}",
+                    "data.level=char",
+                    "task.attention=additive,none",
+                    *SEQ2SEQ_MODEL,
+                    f"trainer.max_epochs={args.reverse_epochs}",
+                ],
+                rev_dir,
+            )
+            table, results = seq2seq_table(rev_dir)
+            report["reverse"] = {"seconds": seconds, "runs": results, "table": table}
+    print()
+    print(machine_line(info))
+    for part in ("lm", "seq2seq", "reverse"):
+        if part in report:
+            print(f"\n{part}: sweep wall time {report[part]['seconds']:.0f} s, OMP_NUM_THREADS=1\n")
+            print(report[part]["table"])
+    write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()

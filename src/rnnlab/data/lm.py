@@ -1,0 +1,98 @@
+"""Language-modelling data: one text, tokenised, cut into contiguous train/val/test blocks.
+
+``data/raw/corpus.txt`` is the text as read; ``data/prepared/`` holds ``{train,val,test}.npy``
+(token ids, int32) and ``meta.json`` (the vocabulary, built on the training block only, so val
+and test tokens never seen in training count as ``<unk>``, and the raw text's hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from rnnlab.data.text_tokens import Vocabulary, read_text, tokenize
+from rnnlab.errors import DataError
+from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.paths import RunPaths
+
+SPLITS = ("train", "val", "test")
+
+
+def pydoc_topics_text() -> str:
+    """CPython's help topics (``pydoc_data.topics``), joined in a fixed order."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def load_text(data: DictConfig, root: Path) -> str:
+    if data.source == "pydoc_topics":
+        text = pydoc_topics_text()
+    else:
+        if not data.path:
+            raise DataError("`data.path` is empty; point it at a UTF-8 text file.")
+        path = Path(data.path)
+        text = read_text(path if path.is_absolute() else root / path)
+    return text[: data.max_chars] if data.max_chars else text
+
+
+def split_blocks(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """End of train and end of val for contiguous blocks train | val | test of ``n`` tokens."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    n_val, n_test = int(n * val_fraction), int(n * test_fraction)
+    if min(n_val, n_test) < 2 or n - n_val - n_test < 2:
+        raise DataError(
+            f"The text has only {n} tokens: too few for a train/val/test split with "
+            f"val_fraction={val_fraction} and test_fraction={test_fraction}. Use a longer text."
+        )
+    return n - n_val - n_test, n - n_test
+
+
+def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    data = cfg.data
+    text = load_text(data, paths.root)
+    tokens = tokenize(text, data.level)
+    train_end, val_end = split_blocks(len(tokens), data.val_fraction, data.test_fraction)
+    blocks = {
+        "train": tokens[:train_end],
+        "val": tokens[train_end:val_end],
+        "test": tokens[val_end:],
+    }
+    vocab = Vocabulary.build([blocks["train"]])
+    ids = {
+        split: np.asarray(vocab.encode(block), dtype=np.int32) for split, block in blocks.items()
+    }
+    meta = {
+        "task": "lm",
+        "dataset": data.name,
+        "level": data.level,
+        "vocab": vocab.tokens,
+        "tokens": {split: len(block) for split, block in blocks.items()},
+        "unknown_tokens": {split: int((ids[split] == 0).sum()) for split in SPLITS},
+        "raw_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    }
+    with atomic_dir(paths.raw_dir) as raw_dir:
+        (raw_dir / "corpus.txt").write_text(text, encoding="utf-8")
+    with atomic_dir(paths.prepared_dir) as out:
+        for split in SPLITS:
+            np.save(out / f"{split}.npy", ids[split])
+        write_json(out / "meta.json", meta)
+    return {"vocab_size": len(vocab), **meta["tokens"]}
+
+
+def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, {split: token ids}) as written by :func:`prepare`."""
+    meta_path = prepared_dir / "meta.json"
+    if not meta_path.exists():
+        raise DataError(
+            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
+        )
+    meta = read_json(meta_path)
+    if meta.get("task") != "lm":
+        raise DataError(f"{prepared_dir} holds {meta.get('task')} data; re-run the prepare stage.")
+    return meta, {split: np.load(prepared_dir / f"{split}.npy") for split in SPLITS}

@@ -1,0 +1,167 @@
+"""Sequence-to-sequence data: generated date normalisation, or the user's tab-separated pairs.
+
+``data/raw/pairs.tsv`` holds every pair as read or generated; ``data/prepared/`` holds
+``{train,val,test}.csv`` (columns ``source``, ``target``) and ``meta.json`` (level, source and
+target vocabularies built on the training pairs only, the raw data's hash).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, read_text, tokenize
+from rnnlab.errors import DataError
+from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.paths import RunPaths
+
+SPLITS = ("train", "val", "test")
+SOURCE_SPECIALS, TARGET_SPECIALS = (PAD,), (PAD, BOS, EOS)
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August"]
+MONTHS += ["September", "October", "November", "December"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+FIRST_DAY, LAST_DAY = dt.date(1950, 1, 1), dt.date(2049, 12, 31)  # two-digit years stay unique
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+# Human ways of writing a date, from short and numeric to long and spelled out; built by hand so
+# the output does not depend on the machine's locale.
+DATE_FORMATS = (
+    lambda d: f"{d.year}.{d.month:02d}.{d.day:02d}",
+    lambda d: f"{d.year}/{d.month}/{d.day}",
+    lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",
+    lambda d: f"{d.month:02d}/{d.day:02d}/{d.year % 100:02d}",
+    lambda d: f"{d.day}-{MONTHS[d.month - 1][:3]}-{d.year}",
+    lambda d: f"{d.day} {MONTHS[d.month - 1]} {d.year}",
+    lambda d: f"{MONTHS[d.month - 1][:3]} {d.day}, {d.year}",
+    lambda d: f"{MONTHS[d.month - 1].lower()} {_ordinal(d.day)}, {d.year}",
+    lambda d: f"{WEEKDAYS[d.weekday()][:3]} {d.day} {MONTHS[d.month - 1][:3]} {d.year}",
+    lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]}, {d.year}",
+    lambda d: f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",
+    lambda d: f"{WEEKDAYS[d.weekday()]} the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",
+)
+
+
+def generate_dates(n_train: int, n_val: int, n_test: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Distinct dates per split (no date in two splits), each in one randomly chosen format."""
+    days = (LAST_DAY - FIRST_DAY).days + 1
+    total = n_train + n_val + n_test
+    if total > days:
+        raise DataError(
+            f"n_train + n_val + n_test = {total} exceeds the {days} distinct dates between "
+            f"{FIRST_DAY} and {LAST_DAY}; lower them."
+        )
+    rng = np.random.default_rng(seed)
+    offsets = rng.choice(days, size=total, replace=False)
+    styles = rng.integers(len(DATE_FORMATS), size=total)
+    dates = [FIRST_DAY + dt.timedelta(days=int(o)) for o in offsets]
+    frame = pd.DataFrame(
+        {
+            "source": [DATE_FORMATS[s](d) for s, d in zip(styles, dates, strict=True)],
+            "target": [d.isoformat() for d in dates],
+        }
+    )
+    ends = np.cumsum([n_train, n_val, n_test])
+    return {
+        split: frame.iloc[end - size : end].reset_index(drop=True)
+        for split, size, end in zip(SPLITS, (n_train, n_val, n_test), ends, strict=True)
+    }
+
+
+def read_pairs(path: Path) -> pd.DataFrame:
+    """``source<TAB>target`` per line; blank lines are skipped, other malformed lines refused."""
+    rows = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            problem = "has no tab" if len(parts) == 1 else "is not one source<TAB>target pair"
+            raise DataError(
+                f"{path}, line {number} {problem}: {line[:60]!r}. Each line must be a source "
+                "text, one tab, and a non-empty target text."
+            )
+        rows.append((parts[0].strip(), parts[1].strip()))
+    return pd.DataFrame(rows, columns=["source", "target"])
+
+
+def split_pairs(
+    pairs: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, pd.DataFrame]:
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    n = len(pairs)
+    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
+    if n - n_val - n_test < 1:
+        raise DataError(f"Only {n} pairs: too few for a train/val/test split; add more pairs.")
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = {
+        "val": order[:n_val],
+        "test": order[n_val : n_val + n_test],
+        "train": order[n_val + n_test :],
+    }
+    return {split: pairs.iloc[cuts[split]].reset_index(drop=True) for split in SPLITS}
+
+
+def load_pairs(cfg: DictConfig, root: Path) -> dict[str, pd.DataFrame]:
+    data = cfg.data
+    if data.source == "dates":
+        return generate_dates(data.n_train, data.n_val, data.n_test, cfg.seed)
+    if not data.path:
+        raise DataError("`data.path` is empty; point it at a tab-separated pairs file.")
+    path = Path(data.path)
+    pairs = read_pairs(path if path.is_absolute() else root / path)
+    return split_pairs(pairs, data.val_fraction, data.test_fraction, cfg.seed)
+
+
+def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    level = cfg.data.level
+    splits = load_pairs(cfg, paths.root)
+    train = splits["train"]
+    source_vocab = Vocabulary.build((tokenize(s, level) for s in train["source"]), SOURCE_SPECIALS)
+    target_vocab = Vocabulary.build((tokenize(t, level) for t in train["target"]), TARGET_SPECIALS)
+    everything = pd.concat([splits[s].assign(split=s) for s in SPLITS], ignore_index=True)
+    raw_tsv = everything.to_csv(sep="\t", index=False)
+    meta = {
+        "task": "seq2seq",
+        "dataset": cfg.data.name,
+        "level": level,
+        "source_vocab": source_vocab.tokens,
+        "target_vocab": target_vocab.tokens,
+        "pairs": {split: len(splits[split]) for split in SPLITS},
+        "raw_sha256": hashlib.sha256(raw_tsv.encode("utf-8")).hexdigest(),
+    }
+    with atomic_dir(paths.raw_dir) as raw_dir:
+        (raw_dir / "pairs.tsv").write_text(raw_tsv, encoding="utf-8")
+    with atomic_dir(paths.prepared_dir) as out:
+        for split in SPLITS:
+            splits[split].to_csv(out / f"{split}.csv", index=False)
+        write_json(out / "meta.json", meta)
+    return {"source_vocab": len(source_vocab), "target_vocab": len(target_vocab), **meta["pairs"]}
+
+
+def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """(meta, {split: pairs frame}) as written by :func:`prepare`."""
+    meta_path = prepared_dir / "meta.json"
+    if not meta_path.exists():
+        raise DataError(
+            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
+        )
+    meta = read_json(meta_path)
+    if meta.get("task") != "seq2seq":
+        raise DataError(f"{prepared_dir} holds {meta.get('task')} data; re-run the prepare stage.")
+    frames = {
+        split: pd.read_csv(prepared_dir / f"{split}.csv", dtype=str, keep_default_na=False)
+        for split in SPLITS
+    }
+    return meta, frames

@@ -1,0 +1,148 @@
+"""Promote the best evaluated run of an experiment in the MLflow model registry.
+
+    python -m rnnlab.registry promote --experiment rnnlab-forecast \\
+        [--metric train/best_val_loss] [--mode min] [--name rnnlab-forecast] [--alias champion]
+
+"Evaluated" means: the run FINISHED, logged a model and has test metrics. The default metric is
+``train/best_val_loss``, the validation loss of the checkpoint that was actually logged;
+``val/loss`` is the last epoch's value, which can be worse than the saved model. Selection uses a
+validation metric so the test split stays untouched by model choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab.tracking import tracking_uri
+
+MODES = ("min", "max")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    metric: str
+    value: float
+    candidates: int
+
+    def describe(self) -> str:
+        return (
+            f"registered the model of run {self.run_id} as {self.name} version {self.version} "
+            f"with alias @{self.alias} ({self.metric}={self.value:.6g}, best of "
+            f"{self.candidates} evaluated run(s)); serve it as models:/{self.name}@{self.alias}"
+        )
+
+
+def _logged_model_id(client: Any, experiment_id: str, run_id: str) -> str | None:
+    """The id of the run's logged ``model`` (MLflow 3 keeps models apart from run artifacts)."""
+    found = client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = 'model'"
+    )
+    return found[0].model_id if len(found) else None
+
+
+def best_run(client: Any, experiment: str, metric: str, mode: str) -> tuple[Any, str, int]:
+    """The best evaluated run of ``experiment`` by ``metric``, its logged model's id, and how
+    many runs qualified."""
+    if mode not in MODES:
+        raise ConfigError(f"Unknown mode {mode!r}; choose one of {MODES}.")
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ConfigError(
+            f"No MLflow experiment {experiment!r} at {client.tracking_uri}; train a model first "
+            "or set MLFLOW_TRACKING_URI to the tracking server that has it."
+        )
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=[f"metrics.`{metric}` {'ASC' if mode == 'min' else 'DESC'}"],
+        max_results=1000,
+    )
+    evaluated = [
+        (run, model_id)
+        for run in runs
+        if metric in run.data.metrics and any(key.startswith("test/") for key in run.data.metrics)
+        if (model_id := _logged_model_id(client, found.experiment_id, run.info.run_id))
+    ]
+    if not evaluated:
+        raise ConfigError(
+            f"No FINISHED run in {experiment!r} has metric {metric!r}, test metrics and a "
+            "logged model; run the whole pipeline (train and evaluate) with logger=mlflow, "
+            "or pick another --metric."
+        )
+    return (*evaluated[0], len(evaluated))
+
+
+def _aliased_version(client: Any, name: str, alias: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:  # no such registered model or alias yet
+        return None
+
+
+def promote(
+    experiment: str,
+    metric: str = "train/best_val_loss",
+    mode: str = "min",
+    name: str | None = None,
+    alias: str = "champion",
+    uri: str | None = None,
+) -> Promotion:
+    """Register the best run's model as a new version of ``name`` and point ``alias`` at it.
+
+    If ``alias`` already points at a version of that run's model, nothing changes (running the
+    command twice does not pile up identical versions).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = uri or tracking_uri()
+    client = MlflowClient(uri, registry_uri=uri)
+    run, model_id, candidates = best_run(client, experiment, metric, mode)
+    name = name or experiment
+    version = _aliased_version(client, name, alias)
+    if version is None or version.run_id != run.info.run_id:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        version = mlflow.register_model(f"models:/{model_id}", name)
+        client.set_registered_model_alias(name, alias, version.version)
+    return Promotion(
+        name=name,
+        version=str(version.version),
+        alias=alias,
+        run_id=run.info.run_id,
+        metric=metric,
+        value=float(run.data.metrics[metric]),
+        candidates=candidates,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rnnlab.registry", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmd = commands.add_parser("promote", help="register the best run and set an alias on it")
+    cmd.add_argument("--experiment", default="rnnlab-forecast")
+    cmd.add_argument("--metric", default="train/best_val_loss", help="a validation metric")
+    cmd.add_argument("--mode", choices=MODES, default="min")
+    cmd.add_argument("--name", default=None, help="registered model name (default: experiment)")
+    cmd.add_argument("--alias", default="champion")
+    args = parser.parse_args(argv)
+    try:
+        done = promote(args.experiment, args.metric, args.mode, args.name, args.alias)
+    except RnnlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(done.describe())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Long-range-dependency probes: the adding problem and the copy-memory task.
+
+``task=longrange data=adding`` is sequence -> scalar regression (MSE, judged against the 1/6
+of always predicting 1); ``task=longrange data=copy_memory`` is sequence -> sequence
+classification with per-step outputs (cross-entropy, judged against the memoryless baseline).
+Both reuse the generic recurrent encoder, so every cell in ``conf/model`` can be compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from rnnlab.data.longrange import copy_sequences, load_split
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.model_store import TrainedModel
+from rnnlab.models import RecurrentEncoder, build_network, init_weights
+from rnnlab.models.networks import RECURRENT_ARCHS
+from rnnlab.paths import RunPaths
+from rnnlab.tasks.base import Evaluation, TaskData
+
+
+def adding_inputs(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(n, T) values and (n, 2) marker positions -> (n, T, 2) network input."""
+    marker = np.zeros_like(values)
+    np.put_along_axis(marker, positions, 1.0, axis=1)
+    return np.stack([values, marker], axis=-1).astype(np.float32)
+
+
+class LongRangeDataset(Dataset):
+    """Model-ready tensors for one split: float (T, 2) inputs for adding, token ids for copy."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        if meta["problem"] == "adding":
+            self.x = torch.from_numpy(adding_inputs(arrays["values"], arrays["positions"]))
+            self.y = torch.from_numpy(arrays["target"])  # (n,)
+        else:
+            x, y = copy_sequences(arrays["symbols"], meta["seq_len"], meta["n_symbols"])
+            vocab = meta["n_symbols"] + 2
+            self.x = nn.functional.one_hot(torch.from_numpy(x), vocab).float()  # (n, L, V)
+            self.y = torch.from_numpy(y)  # (n, L) token ids
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class PerStepClassifier(nn.Module):
+    """Recurrent encoder with a linear head at every step: (B, T, F) -> (B, T, classes)."""
+
+    def __init__(self, encoder: RecurrentEncoder, n_classes: int, init: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.output_size, n_classes)
+        init_weights(self, init)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        outputs, _, _ = self.encoder(x, lengths)  # (B, T, D)
+        return self.head(outputs)  # (B, T, classes)
+
+
+class Regressor(nn.Module):
+    """A sequence-to-vector network with one output: (B, T, F) -> (B,)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.network.encoder
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.network(x, lengths).squeeze(-1)  # (B,)
+
+
+class LongRangeTask:
+    name = "longrange"
+
+    def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
+        train, meta = load_split(paths.prepared_dir, "train")
+        val, _ = load_split(paths.prepared_dir, "val")
+        meta = {**meta, "n_features": 2 if meta["problem"] == "adding" else meta["n_symbols"] + 2}
+        return TaskData(LongRangeDataset(train, meta), LongRangeDataset(val, meta), meta)
+
+    def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
+        hparams = {k: v for k, v in cfg.model.items() if k not in ("name", "arch")}
+        if meta["problem"] == "adding":
+            network = build_network(
+                cfg.model.arch, meta["n_features"], 1, seq_len=meta["seq_len"], **hparams
+            )
+            return Regressor(network)
+        if cfg.model.arch not in RECURRENT_ARCHS or cfg.model.get("attention"):
+            raise ConfigError(
+                f"model={cfg.model.name} has no per-step outputs; the copy-memory task needs a "
+                f"plain recurrent model (arch one of {RECURRENT_ARCHS}), e.g. model=lstm."
+            )
+        encoder = RecurrentEncoder(
+            meta["n_features"],
+            cfg.model.hidden_size,
+            num_layers=cfg.model.num_layers,
+            cell=cfg.model.arch,
+            nonlinearity=cfg.model.nonlinearity,
+            bidirectional=cfg.model.bidirectional,
+            dropout=cfg.model.dropout,
+        )
+        return PerStepClassifier(encoder, meta["n_symbols"] + 1, cfg.model.init)
+
+    def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        if prediction.dim() == 3:  # copy: (B, L, classes) logits against (B, L) ids
+            return nn.functional.cross_entropy(prediction.flatten(0, 1), batch["y"].flatten())
+        return nn.functional.mse_loss(prediction, batch["y"])
+
+    def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
+        """The first test sequence in long form (one row per step), as the preview CSV shows."""
+        arrays, meta = load_split(paths.prepared_dir, "test")
+        if meta["problem"] == "adding":
+            x = adding_inputs(arrays["values"][:1], arrays["positions"][:1])[0]
+            return pd.DataFrame({"value": x[:, 0], "marker": x[:, 1]})
+        x, _ = copy_sequences(arrays["symbols"][:1], meta["seq_len"], meta["n_symbols"])
+        return pd.DataFrame({"input": x[0]})
+
+    def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
+        """One sequence, one row per step: ``value``, ``marker`` (adding) or ``input`` (copy).
+
+        Returns the predicted sum (adding, one row) or the predicted token per step (copy).
+        """
+        meta = trained.meta
+        columns = ["value", "marker"] if meta["problem"] == "adding" else ["input"]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"Input lacks column(s) {missing}; one row per step with {columns}.")
+        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        if not np.isfinite(values).all():
+            raise DataError(f"Input columns {columns} must be numbers with no missing values.")
+        if meta["problem"] == "adding":
+            x = torch.from_numpy(values.astype(np.float32))[None]  # (1, T, 2)
+            with torch.no_grad():
+                return pd.DataFrame({"sum": trained.model(x).numpy().astype(np.float64)})
+        tokens = torch.from_numpy(values[:, 0].astype(np.int64))
+        vocab = meta["n_symbols"] + 2
+        if tokens.min() < 0 or tokens.max() >= vocab:
+            raise DataError(f"Column `input` holds token ids 0..{vocab - 1} (0 blank).")
+        x = nn.functional.one_hot(tokens, vocab).float()[None]  # (1, L, V)
+        with torch.no_grad():
+            predicted = trained.model(x)[0].argmax(-1).numpy()  # (L,)
+        return pd.DataFrame({"t": np.arange(len(predicted)), "output": predicted})
+
+    def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
+        arrays, meta = load_split(paths.prepared_dir, "test")
+        test = LongRangeDataset(arrays, meta)
+        model.eval()
+        with torch.no_grad():
+            prediction = torch.cat([model(x) for x in test.x.split(256)])
+        if meta["problem"] == "adding":
+            return _evaluate_adding(prediction, test.y, meta)
+        return _evaluate_copy(prediction, test.y, meta)
+
+
+def _evaluate_adding(prediction: Tensor, target: Tensor, meta: dict[str, Any]) -> Evaluation:
+    mse = float(nn.functional.mse_loss(prediction, target))
+    baseline = meta["baseline_mse"]
+    metrics = {
+        "model": {"mse": mse, "skill_vs_baseline": 1 - mse / baseline},
+        "baseline": {"mse": baseline},
+        "seq_len": meta["seq_len"],
+        "sequences": len(target),
+    }
+    table = pd.DataFrame({"target": target.numpy(), "prediction": prediction.numpy()})
+    return Evaluation(
+        metrics={"test": metrics},
+        plot_tables={"adding_predictions": table},
+        figures={"adding_predictions": _scatter(table, meta["seq_len"], mse)},
+    )
+
+
+def _evaluate_copy(logits: Tensor, target: Tensor, meta: dict[str, Any]) -> Evaluation:
+    k = meta["copy_length"]
+    cross_entropy = float(nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten()))
+    recalled = logits[:, -k:].argmax(-1) == target[:, -k:]  # (n, K)
+    metrics = {
+        "model": {
+            "cross_entropy": cross_entropy,
+            "recall_accuracy": float(recalled.float().mean()),
+        },
+        "baseline": {
+            "cross_entropy": meta["baseline_cross_entropy"],
+            "recall_accuracy": 1 / meta["n_symbols"],
+        },
+        "seq_len": meta["seq_len"],
+        "sequences": len(target),
+    }
+    table = pd.DataFrame(
+        {"position": np.arange(1, k + 1), "accuracy": recalled.float().mean(0).numpy()}
+    )
+    return Evaluation(metrics={"test": metrics}, plot_tables={"copy_recall": table})
+
+
+def _scatter(table: pd.DataFrame, seq_len: int, mse: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(table["target"], table["prediction"], s=4, alpha=0.4)
+    ax.plot([0, 2], [0, 2], color="black", lw=1)
+    ax.axhline(1.0, color="tab:orange", ls="--", lw=1, label="baseline: always 1")
+    ax.set(xlabel="target sum", ylabel="prediction", title=f"adding, T={seq_len}: MSE {mse:.4f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,52 @@
+"""SequenceModule variants for models that need more than ``model(x, lengths)`` per batch.
+
+- ``TruncatedBPTTModule`` (language modelling): batches are consecutive windows of parallel
+  token streams; the recurrent state at the end of one batch starts the next, detached so no
+  gradient flows across the boundary (truncated backpropagation through time).
+- ``TeacherForcingModule`` (seq2seq): the decoder is fed the true previous token with the
+  configured probability while training, and always when validating (a stable val/loss).
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from rnnlab.models.encoders import State
+from rnnlab.models.language_model import detach_state
+from rnnlab.training.module import LossFn, SequenceModule
+
+
+class TruncatedBPTTModule(SequenceModule):
+    """Carries one recurrent state per split across the batches of an epoch.
+
+    The data loader must yield the windows in order (``TaskData.ordered``), each batch's row b
+    continuing row b of the previous batch. The state is reset at every epoch start.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, trainer_cfg: DictConfig) -> None:
+        super().__init__(model, loss_fn, trainer_cfg)
+        self.carried: dict[str, State] = {}
+
+    def on_train_epoch_start(self) -> None:
+        self.carried.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self.carried.pop("val", None)
+
+    def predict_batch(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        logits, state = self.model.step(batch["x"], self.carried.get(split))
+        self.carried[split] = detach_state(state)
+        return logits
+
+
+class TeacherForcingModule(SequenceModule):
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, trainer_cfg: DictConfig, teacher_forcing: float
+    ) -> None:
+        super().__init__(model, loss_fn, trainer_cfg)
+        self.teacher_forcing = teacher_forcing
+
+    def predict_batch(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        ratio = self.teacher_forcing if split == "train" else 1.0
+        return self.model(batch["x"], batch["lengths"], batch["y"], ratio)

@@ -1,0 +1,220 @@
+"""Classification models end to end: padding invariance, every variant, MLflow, the front doors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from rnnlab import config
+from rnnlab.data.classify import load_prepared
+from rnnlab.io import read_json
+from rnnlab.model_store import load_trained
+from rnnlab.paths import RunPaths
+from rnnlab.pipeline import run_pipeline
+from rnnlab.tasks import get_task
+from sentiment_corpus import make_corpus
+
+VARIANTS = ["rnn", "rnn_relu", "lstm", "gru", "bilstm", "bigru", "lstm_attn", "mlp", "transformer"]
+SEQUENCE_META = {"kind": "sequences", "n_features": 12, "classes": [str(k) for k in range(9)]}
+TEXT_META = {"kind": "text", "n_tokens": 40, "classes": ["negative", "positive"]}
+
+
+def classify_cfg(*overrides: str, **data: object):
+    raw = OmegaConf.to_container(config.compose(["task=classify", *overrides]))
+    raw["data"].update(data)
+    return config.validate(raw)
+
+
+@pytest.fixture
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _model(arch: str, meta: dict) -> torch.nn.Module:
+    torch.manual_seed(0)
+    data = "data=text" if meta["kind"] == "text" else "data=japanese_vowels"
+    return get_task("classify").build_model(classify_cfg(f"model={arch}", data), meta).eval()
+
+
+def _batch(meta: dict, lengths: list[int], steps: int, seed: int = 0) -> torch.Tensor:
+    """Random inputs whose padding (beyond each length) is garbage, not zeros."""
+    g = torch.Generator().manual_seed(seed)
+    if meta["kind"] == "text":
+        return torch.randint(1, meta["n_tokens"], (len(lengths), steps), generator=g)
+    return torch.randn(len(lengths), steps, meta["n_features"], generator=g)
+
+
+@pytest.mark.parametrize("meta", [SEQUENCE_META, TEXT_META], ids=["sequences", "text"])
+@pytest.mark.parametrize("arch", VARIANTS)
+def test_padding_never_changes_a_prediction(arch: str, meta: dict) -> None:
+    model = _model(arch, meta)
+    lengths = [7, 29, 12]
+    short = _batch(meta, lengths, 29)
+    long = torch.cat([short, _batch(meta, lengths, 11, seed=1)], dim=1)  # padded to 40 steps
+    long[:, :29] = short
+    for i, n in enumerate(lengths):  # different garbage beyond each length
+        long[i, n:] = _batch(meta, [1], 40 - n, seed=2 + i)[0]
+    with torch.no_grad():
+        padded_29 = model(short, torch.tensor(lengths))
+        padded_40 = model(long, torch.tensor(lengths))
+        alone = torch.cat([model(short[i : i + 1, :n]) for i, n in enumerate(lengths)])
+    torch.testing.assert_close(padded_29, alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(padded_40, alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", VARIANTS)
+def test_every_variant_fits_a_vowel_shaped_batch(arch: str) -> None:
+    """12 channels, lengths 7-29, 9 classes: a few optimiser steps must cut the loss."""
+    model, task = _model(arch, SEQUENCE_META).train(), get_task("classify")
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(7, 30, (32,), generator=g)
+    batch = {
+        "x": torch.randn(32, 29, 12, generator=g),
+        "lengths": lengths,
+        "y": torch.arange(32) % 9,
+    }
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        optimizer.zero_grad()
+        loss = task.loss(model(batch["x"], batch["lengths"]), batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_sentiment_is_learned_well_above_the_baselines(tmp_path: Path) -> None:
+    make_corpus(360, seed=11).to_csv(tmp_path / "reviews.csv", index=False)
+    cfg = classify_cfg(
+        "data=text",
+        "model=gru",
+        "model.num_layers=1",
+        "model.hidden_size=32",
+        "trainer.max_epochs=20",
+        "trainer.batch_size=32",
+        "logger=none",
+        path=str(tmp_path / "reviews.csv"),
+    )
+    result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
+    test = result["evaluate"]["test"]
+    assert test["majority"]["accuracy"] < 0.6
+    assert test["model"]["accuracy"] >= 0.9
+    assert test["model"]["accuracy"] >= test["majority"]["accuracy"] + 0.35
+    # Bag of words cannot see "not" flip the verdict; the recurrent model can.
+    assert test["model"]["accuracy"] > test["logistic"]["accuracy"]
+
+    # Raw strings in (what the logged model's predict calls), labels and probabilities out.
+    raw = pd.DataFrame({"text": ["the film was great .", "the film was not great .", "Dull!"]})
+    out = get_task("classify").predict_frame(load_trained(tmp_path / "job/models"), raw)
+    assert list(out["label"]) == ["positive", "negative", "negative"]
+    np.testing.assert_allclose(out[["prob_negative", "prob_positive"]].sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
+def test_bigru_reaches_the_published_level_on_japanese_vowels(tmp_path: Path) -> None:
+    """The best variant of docs/benchmarks.md (published: 1-NN DTW ~0.95, ROCKET ~0.96)."""
+    cfg = classify_cfg("data=japanese_vowels", "model=bigru", "logger=none")
+    result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
+    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.97
+
+
+@pytest.mark.slow
+def test_default_classify_config_on_japanese_vowels(tmp_path: Path) -> None:
+    """The default model (a 2-layer LSTM) with no tuning: a lower bar than the best variant."""
+    cfg = classify_cfg("data=japanese_vowels", "logger=none")
+    result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
+    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.92
+
+
+@pytest.mark.slow
+def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
+    tmp_path: Path, tracking: str
+) -> None:
+    cfg = classify_cfg("data=japanese_vowels", "experiment=quick")
+    job = RunPaths(tmp_path / "job")
+    result = run_pipeline(cfg, job)
+
+    metrics = read_json(job.metrics_dir / "test.json")["test"]
+    for name in ("model", "majority", "logistic"):
+        assert 0 <= metrics[name]["accuracy"] <= 1 and "macro_f1" in metrics[name]
+    assert metrics["logistic"]["accuracy"] > 0.9 > 0.2 > metrics["majority"]["accuracy"]
+    assert set(metrics["per_class"]) == {str(k) for k in range(1, 10)}
+    confusion = pd.read_csv(job.plots_dir / "evaluate/confusion.csv")
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 370
+    accuracy = (confusion.actual == confusion.predicted).mean()
+    assert np.isclose(accuracy, metrics["model"]["accuracy"])
+
+    run_id = result["train"]["mlflow_run_id"]
+    client = MlflowClient(tracking)
+    run = client.get_run(run_id)
+    assert run.data.metrics["test/logistic/accuracy"] == metrics["logistic"]["accuracy"]
+    assert "test/per_class/3/recall" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run_id, "plots")} >= {
+        "plots/confusion.png",
+        "plots/confusion.csv",
+    }
+
+
+def test_user_long_csv_pipeline_and_the_logged_model_takes_raw_long_format(
+    tmp_path: Path, tracking: str
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
+    cfg = classify_cfg(
+        "data=sequences_csv",
+        "model=gru",
+        "model.num_layers=1",
+        "trainer.max_epochs=15",
+        "trainer.batch_size=16",
+        path=str(example),
+    )
+    job = RunPaths(tmp_path / "job")
+    result = run_pipeline(cfg, job)
+    assert result["prepare"] == {"classes": 3, "train": 42, "val": 6, "test": 12}
+    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.9
+    raw = pd.read_csv(example)
+    assert pd.read_csv(job.raw_dir / "train.csv").equals(raw)
+
+    # The logged model takes the long format as a user has it, rows in any order.
+    _, splits = load_prepared(job.prepared_dir)
+    test_ids = list(splits["test"]["ids"])
+    rows = raw[raw["sequence_id"].isin(test_ids)].drop(columns="label")
+    shuffled = rows.sample(frac=1.0, random_state=0)
+    run_id = result["train"]["mlflow_run_id"]
+    out = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(shuffled)
+    trained = load_trained(job.model_dir)
+    pd.testing.assert_frame_equal(out, get_task("classify").predict_frame(trained, shuffled))
+    confusion = pd.read_csv(job.plots_dir / "evaluate/confusion.csv")
+    assert list(out.set_index("sequence_id").loc[test_ids, "label"]) == list(confusion.predicted)
+    with pytest.raises(ValueError, match=r"lacks channel column\(s\) \['accel_y'\]"):
+        get_task("classify").predict_frame(trained, rows.drop(columns="accel_y"))
+
+
+@pytest.mark.slow
+def test_logged_text_model_takes_raw_strings(tmp_path: Path, tracking: str) -> None:
+    make_corpus(300, seed=5).to_json(tmp_path / "reviews.jsonl", orient="records", lines=True)
+    cfg = classify_cfg(
+        "data=text",
+        "data.tokenizer=char",
+        "model=gru",
+        "model.num_layers=1",
+        "trainer.max_epochs=3",
+        path=str(tmp_path / "reviews.jsonl"),
+    )
+    job = RunPaths(tmp_path / "job")
+    result = run_pipeline(cfg, job)
+    raw = pd.DataFrame({"text": ["the film was great .", "Not good at all", "é, 🙂"]})
+    out = mlflow.pyfunc.load_model(f"runs:/{result['train']['mlflow_run_id']}/model").predict(raw)
+    expected = get_task("classify").predict_frame(load_trained(job.model_dir), raw)
+    pd.testing.assert_frame_equal(out, expected)
+    assert list(out.columns) == ["label", "prob_negative", "prob_positive"] and len(out) == 3

@@ -1,0 +1,230 @@
+"""Language modelling: contiguous batches, truncated BPTT, tying, baselines, sampling, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from rnnlab import config
+from rnnlab.data import prepare_task_data
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.model_store import load_trained
+from rnnlab.models.language_model import RecurrentLanguageModel, sample
+from rnnlab.paths import RunPaths
+from rnnlab.pipeline import run_pipeline
+from rnnlab.tasks import get_task
+from rnnlab.tasks.lm import ContiguousBatches, generate_text
+from rnnlab.tasks.ngram import NgramBaselines
+from rnnlab.training.sequence_modules import TruncatedBPTTModule
+
+TINY = ["logger=none", "trainer=fast", "trainer.grad_flow_batches=0", "model.hidden_size=32"]
+
+
+def lm_cfg(tmp_path: Path, text: str | bytes | None, *overrides: str, **data):
+    """A validated task=lm config on a text file written under ``tmp_path``."""
+    path = tmp_path / "corpus.txt"
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    elif isinstance(text, bytes):
+        path.write_bytes(text)
+    raw = OmegaConf.to_container(config.compose(["task=lm", "data=text_file", *TINY, *overrides]))
+    raw["data"].update({"path": str(path), **data})
+    return config.validate(raw)
+
+
+def toy_corpus(n_sentences: int = 600, seed: int = 0) -> str:
+    """Structured text a small model can learn: a few words in a fixed grammar."""
+    rng = np.random.default_rng(seed)
+    subjects, verbs, objects = ["the cat", "a dog", "my bird"], ["sees", "eats"], ["fish", "rice"]
+    return "".join(
+        f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}. "
+        for _ in range(n_sentences)
+    )
+
+
+def test_contiguous_batches_continue_each_row_from_batch_to_batch() -> None:
+    ids = np.arange(1000, dtype=np.int32)
+    data = ContiguousBatches(ids, batch_size=4, bptt=10, split="train")
+    batches = list(DataLoader(data, batch_size=4, shuffle=False))
+    assert len(batches) == data.windows == (1000 // 4 - 1) // 10
+    for first, second in itertools.pairwise(batches):
+        assert first["x"].shape == (4, 10)
+        # row b of the next window starts where row b of this one stopped
+        assert torch.equal(second["x"][:, 0], first["x"][:, -1] + 1)
+        assert torch.equal(first["y"], first["x"] + 1)  # targets: the next token
+    assert torch.equal(batches[0]["x"][:, 0], torch.tensor([0, 250, 500, 750]))
+
+
+def test_too_short_split_names_the_settings() -> None:
+    with pytest.raises(DataError, match=r"trainer\.batch_size=64 rows x task\.bptt=64"):
+        ContiguousBatches(np.arange(500, dtype=np.int32), 64, 64, "val")
+
+
+def test_tbptt_carries_the_detached_state_into_the_next_batch(compose_cfg) -> None:
+    torch.manual_seed(0)
+    model = RecurrentLanguageModel(20, 8, 16, num_layers=2, cell="lstm")
+    module = TruncatedBPTTModule(
+        model, get_task("lm").loss, compose_cfg(["task=lm", "data=pydoc_topics"]).trainer
+    )
+    seen = []
+    step = model.step
+    model.step = lambda x, state=None: (seen.append(state), step(x, state))[1]
+    data = ContiguousBatches(np.random.default_rng(0).integers(1, 20, 2000), 4, 12, "train")
+    first, second = list(DataLoader(data, batch_size=4, shuffle=False))[:2]
+
+    module.predict_batch(first, "train")
+    carried = module.carried["train"]
+    loss = module.loss_fn(module.predict_batch(second, "train"), second)
+    assert seen[0] is None  # the epoch starts from a zero state
+    assert seen[1] is carried  # ... and batch i+1 starts from the end of batch i
+    assert all(not s.requires_grad and s.grad_fn is None for s in carried)  # detached (h, c)
+    loss.backward()  # no "backward through the graph a second time": nothing crosses batches
+    # The carried state is the real end state: recomputing batch 1 from zero gives it.
+    _, state = step(first["x"])
+    assert torch.allclose(state[0], carried[0]) and torch.allclose(state[1], carried[1])
+    module.on_train_epoch_start()
+    assert "train" not in module.carried  # reset at every epoch
+
+
+def test_weight_tying_shares_one_tensor_and_needs_matching_sizes(compose_cfg) -> None:
+    tied = RecurrentLanguageModel(30, 16, 16, tie_weights=True)
+    assert tied.output.weight is tied.embedding.weight
+    n_tied = sum(p.numel() for p in tied.parameters())
+    untied = RecurrentLanguageModel(30, 16, 16)
+    assert sum(p.numel() for p in untied.parameters()) - n_tied == 30 * 16
+    cfg = compose_cfg(["task=lm", "data=pydoc_topics", "task.tie_weights=true", "model=gru"])
+    assert get_task("lm").build_model(cfg, {"vocab_size": 30}).output.weight.shape == (30, 64)
+    cfg = compose_cfg(
+        ["task=lm", "data=pydoc_topics", "task.tie_weights=true", "model.hidden_size=32"]
+    )
+    with pytest.raises(ConfigError, match=r"set task\.embedding_dim=32 or task\.tie_weights=false"):
+        get_task("lm").build_model(cfg, {"vocab_size": 30})
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [("bilstm", "would see the future"), ("mlp", "not one"), ("lstm_attn", "pools an encoder")],
+)
+def test_models_that_cannot_be_language_models_are_refused(compose_cfg, model, reason) -> None:
+    cfg = compose_cfg(["task=lm", "data=pydoc_topics", f"model={model}"])
+    with pytest.raises(ConfigError, match=reason):
+        get_task("lm").build_model(cfg, {"vocab_size": 30})
+
+
+def test_lm_data_with_a_forecast_task_names_the_configs_that_fit(compose_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"\['pydoc_topics', 'text_file'\]"):
+        compose_cfg(["task=lm", "data=co2"])
+    with pytest.raises(ConfigError, match=r"task=seq2seq data=dates"):
+        compose_cfg(["task=seq2seq", "data=pydoc_topics"])
+
+
+def test_ngram_baselines_on_a_predictable_stream() -> None:
+    train = np.tile(np.array([1, 2, 3, 4], dtype=np.int32), 500)  # 1 2 3 4 1 2 3 4 ...
+    baselines = NgramBaselines(train, vocab_size=5)
+    baselines.fit_weight(train[:100])
+    assert baselines.unigram_loss(train) == pytest.approx(np.log(4), abs=0.01)
+    assert baselines.weight == 0.99 and baselines.bigram_loss(train) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", "is empty"), ("  \n\n", "is empty"), (b"caf\xe9 au lait", "not UTF-8 .*line 1")],
+)
+def test_bad_text_files_are_refused_at_prepare(tmp_path, content, message) -> None:
+    cfg = lm_cfg(tmp_path, content)
+    with pytest.raises(DataError, match=message):
+        prepare_task_data(cfg, RunPaths(tmp_path / "job"))
+    assert not (tmp_path / "job" / "data" / "prepared").exists()
+
+
+def test_prepare_keeps_contiguous_splits_and_train_vocabulary(tmp_path) -> None:
+    text = "abcab" * 200 + "xyz" * 20  # "xyz" only in the test block
+    cfg = lm_cfg(tmp_path, text)
+    paths = RunPaths(tmp_path / "job")
+    summary = prepare_task_data(cfg, paths)
+    meta = (paths.prepared_dir / "meta.json").read_text()
+    assert summary["train"] + summary["val"] + summary["test"] == len(text)
+    assert '"x"' not in meta and meta.count("<unk>") == 1
+    test_ids = np.load(paths.prepared_dir / "test.npy")
+    assert (test_ids == 0).sum() == summary["test"]  # unseen characters are <unk>
+    assert (paths.raw_dir / "corpus.txt").read_text(encoding="utf-8") == text
+
+
+def test_sampling_is_reproducible_and_stays_in_the_top_k() -> None:
+    torch.manual_seed(0)
+    model = RecurrentLanguageModel(12, 8, 16).eval()
+    prompt = [3, 4, 5]
+
+    def draw(seed: int, top_k: int) -> list[int]:
+        return sample(model, prompt, 25, 1.5, top_k, torch.Generator().manual_seed(seed))
+
+    assert draw(1, 0) == draw(1, 0)
+    assert draw(1, 0) != draw(2, 0)
+    assert draw(1, 1) == draw(2, 1)  # top-1 is greedy whatever the seed
+    tokens = draw(3, 3)
+    for t, token in enumerate(tokens):  # replay: each draw was among the 3 likeliest
+        logits, _ = model.step(torch.tensor([prompt + tokens[:t]]))
+        allowed = logits[0, -1, 1:].topk(3).indices + 1  # <unk> (id 0) is never drawn
+        assert token in allowed.tolist()
+
+
+def test_trained_char_lm_beats_unigram_and_generates(tmp_path) -> None:
+    cfg = lm_cfg(
+        tmp_path,
+        toy_corpus(),
+        "trainer.max_epochs=6",
+        "trainer.limit_train_batches=1.0",
+        "trainer.batch_size=8",
+        "task.bptt=32",
+        "task.sample_length=30",
+        'task.sample_prompts=["the "]',
+        "trainer.optimizer.lr=0.01",
+    )
+    result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
+    test = result["evaluate"]["test"]
+    assert test["model"]["bpc"] < test["unigram"]["bpc"] - 1.0
+    assert test["model"]["bpc"] == pytest.approx(test["model"]["loss"] / np.log(2))
+    assert test["model"]["perplexity"] == pytest.approx(np.exp(test["model"]["loss"]))
+
+    trained = load_trained(tmp_path / "job" / "models")
+    text = generate_text(trained, "the ", 40, 0.5, 5, seed=0)
+    assert len(text) == 40 and text == generate_text(trained, "the ", 40, 0.5, 5, seed=0)
+    with pytest.warns(UserWarning, match=r"outside the vocabulary.*'Q'"):
+        assert len(generate_text(trained, "Qthe ", 10, 1.0, 0, seed=0)) == 10
+    with pytest.raises(DataError, match="prompt is empty"):
+        generate_text(trained, "", 10, 1.0, 0)
+    frame = get_task("lm").predict_frame(trained, pd.DataFrame({"prompt": ["a "]}))
+    assert list(frame.columns) == ["prompt", "generated"] and len(frame["generated"][0]) == 30
+
+
+def test_generate_cli_reads_a_model_directory(tmp_path, untrained_model_dir, capsys) -> None:
+    from rnnlab.generate import main
+
+    model_dir = untrained_model_dir(
+        ["task=lm", "data=pydoc_topics", "data.max_chars=30000", "trainer.batch_size=8"]
+    )
+    args = ["--model", str(model_dir), "--prompt", "def ", "--length", "20", "--seed", "0"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("def ") and len(first) == len("def ") + 20 + 1
+    assert main(args) == 0 and capsys.readouterr().out == first
+    assert main(["--model", str(tmp_path / "nowhere"), "--prompt", "x"]) == 2
+    assert "neither a model directory" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="outside the vocabulary"):
+            main([*args[:2], "--prompt", "\u2603 snow"])
+
+
+def test_data_parallel_training_is_refused_for_carried_state(compose_cfg) -> None:
+    cfg = compose_cfg(["task=lm", "data=pydoc_topics", "trainer=ddp"])
+    with pytest.raises(ConfigError, match="strategy=ddp_spawn would split"):
+        get_task("lm").lightning_module(RecurrentLanguageModel(10, 4, 4), cfg)

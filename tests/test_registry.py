@@ -1,0 +1,91 @@
+"""Promotion picks the best evaluated run, registers its model and points the alias at it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.model_store import load_trained
+from rnnlab.paths import RunPaths
+from rnnlab.predict import load_model
+from rnnlab.pyfunc import log_pyfunc
+from rnnlab.registry import main, promote
+from rnnlab.tasks import get_task
+from rnnlab.tracking import ensure_experiment
+
+EXPERIMENT = "rnnlab-forecast"
+
+
+@pytest.fixture
+def uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def experiment(uri: str, untrained_model_dir) -> dict[str, str]:
+    """Runs as training leaves them: name -> run id, with or without model and test metrics."""
+    model_dir = untrained_model_dir(["task.lookback=24", "task.horizon=4"])
+    trained = load_trained(model_dir)
+    example = get_task("forecast").example_frame(trained.cfg, RunPaths(model_dir.parent))
+    client = MlflowClient(uri)
+    experiment_id = ensure_experiment(uri, EXPERIMENT)
+    runs = {}
+    for name, val_loss, test, model, status in (
+        ("fair", 0.5, True, True, "FINISHED"),
+        ("best", 0.2, True, True, "FINISHED"),
+        ("untested", 0.1, False, True, "FINISHED"),  # train ran, evaluate did not
+        ("modelless", 0.05, True, False, "FINISHED"),  # logger.log_model=false
+        ("failed", 0.01, True, False, "FAILED"),
+    ):
+        run_id = client.create_run(experiment_id, run_name=name).info.run_id
+        metrics = {"train/best_val_loss": val_loss, **({"test/model/mase": 1.0} if test else {})}
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        if model:
+            log_pyfunc(uri, run_id, model_dir, example)
+        client.set_terminated(run_id, status=status)
+        runs[name] = run_id
+    return {**runs, "example": example, "trained": trained}
+
+
+@pytest.mark.slow
+def test_promote_registers_the_best_evaluated_run_under_the_alias(uri: str, experiment, capsys):
+    main(["promote", "--experiment", EXPERIMENT])
+    assert f"run {experiment['best']}" in capsys.readouterr().out
+
+    client = MlflowClient(uri)
+    version = client.get_model_version_by_alias(EXPERIMENT, "champion")
+    assert (version.run_id, str(version.version)) == (experiment["best"], "1")
+    mlflow.set_tracking_uri(uri)
+    served = mlflow.pyfunc.load_model(f"models:/{EXPERIMENT}@champion")
+    expected = get_task("forecast").predict_frame(experiment["trained"], experiment["example"])
+    np.testing.assert_allclose(served.predict(experiment["example"])["co2"], expected["co2"])
+    # Batch prediction fetches the same model by its registry URI, weights only.
+    fetched = load_model(f"models:/{EXPERIMENT}@champion")
+    assert fetched.cfg.model.name == "lstm"
+
+    again = promote(EXPERIMENT)  # the same winner: no duplicate version
+    assert (again.run_id, again.version) == (experiment["best"], "1")
+    # Another metric direction moves the alias to a new version of the other run.
+    done = promote(EXPERIMENT, mode="max", alias="champion")
+    assert (done.run_id, done.version, done.candidates) == (experiment["fair"], "2", 2), done
+    assert client.get_model_version_by_alias(EXPERIMENT, "champion").run_id == experiment["fair"]
+
+
+def test_promote_explains_why_nothing_qualifies(uri: str):
+    ensure_experiment(uri, EXPERIMENT)
+    with pytest.raises(ConfigError, match=r"No FINISHED run .* has metric 'val/mae'"):
+        promote(EXPERIMENT, metric="val/mae")
+    with pytest.raises(ConfigError, match="No MLflow experiment 'elsewhere'"):
+        promote("elsewhere")
+    with pytest.raises(DataError, match="Cannot fetch model 'models:/unknown@champion'"):
+        load_model("models:/unknown@champion")

@@ -1,0 +1,161 @@
+"""Sequence-to-sequence: date data, pair files, attention, decoding, learning, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from rnnlab import config
+from rnnlab.data import prepare_task_data
+from rnnlab.data.seq2seq import generate_dates, read_pairs
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.model_store import load_trained
+from rnnlab.models import GeneralAttention
+from rnnlab.models.seq2seq import Seq2Seq
+from rnnlab.paths import RunPaths
+from rnnlab.tasks import get_task
+from rnnlab.tasks.seq2seq import sequence_metrics
+
+
+def test_dates_are_deterministic_with_disjoint_splits() -> None:
+    first, again = generate_dates(2000, 300, 300, seed=7), generate_dates(2000, 300, 300, seed=7)
+    for split in ("train", "val", "test"):
+        pd.testing.assert_frame_equal(first[split], again[split])
+    assert not first["train"].equals(generate_dates(2000, 300, 300, seed=8)["train"])
+    targets = {split: set(frame["target"]) for split, frame in first.items()}
+    assert len(targets["train"]) == 2000  # one pair per date
+    assert not (targets["train"] & targets["val"] or targets["train"] & targets["test"])
+    assert not targets["val"] & targets["test"]
+    sources = first["train"]["source"]
+    assert sources.str.len().max() > 3 * sources.str.len().min()  # short and long formats
+    assert all(pd.to_datetime(first["test"]["target"], format="%Y-%m-%d").notna())
+
+
+def test_every_date_format_names_the_same_day() -> None:
+    frame = generate_dates(3000, 1, 1, seed=0)["train"]
+    day = frame[frame["target"] == frame["target"].iloc[0]]
+    assert len(day) == 1
+    row = frame.iloc[0]
+    year = row["target"][:4]
+    assert year in row["source"] or year[2:] in row["source"]
+
+
+def test_pair_file_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    path.write_text("hello\tbonjour\n\ncat\tchat\ndog chien\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 4 has no tab: 'dog chien'"):
+        read_pairs(path)
+    path.write_text("a\tb\tc\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 1 is not one source<TAB>target pair"):
+        read_pairs(path)
+    path.write_bytes(b"caf\xe9\tcoffee\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_pairs(path)
+    path.write_text("hello\tbonjour\n\ncat\tchat\n", encoding="utf-8")
+    assert read_pairs(path).values.tolist() == [["hello", "bonjour"], ["cat", "chat"]]
+
+
+def test_user_pairs_prepare_with_word_vocabularies(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    lines = [f"the {w} is red\tle {f} est rouge" for w, f in [("cat", "chat"), ("dog", "chien")]]
+    path.write_text("\n".join(lines * 10), encoding="utf-8")
+    raw = OmegaConf.to_container(config.compose(["task=seq2seq", "data=pairs_tsv"]))
+    raw["data"]["path"] = str(path)
+    paths = RunPaths(tmp_path / "job")
+    summary = prepare_task_data(config.validate(raw), paths)
+    assert (summary["train"], summary["val"], summary["test"]) == (16, 2, 2)
+    meta = (paths.prepared_dir / "meta.json").read_text()
+    assert '"rouge"' in meta and '"est"' in meta
+
+
+def test_general_attention_masks_padding() -> None:
+    torch.manual_seed(0)
+    attn = GeneralAttention(query_dim=5, key_dim=3)
+    keys = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    context, weights = attn(torch.randn(2, 5), keys, mask)
+    assert context.shape == (2, 3) and weights.shape == (2, 4)
+    assert torch.all(weights[0, 2:] == 0) and torch.allclose(weights.sum(-1), torch.ones(2))
+
+
+@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_beam_search_of_width_one_is_greedy(attention: str, cell: str) -> None:
+    torch.manual_seed(1)
+    model = Seq2Seq(9, 8, 6, 12, cell=cell, attention=attention).eval()
+    x = torch.randint(2, 9, (5, 7))
+    lengths = torch.tensor([7, 3, 5, 1, 6])
+    greedy, weights = model.greedy(x, lengths, max_len=9)
+    assert model.beam_search(x, lengths, max_len=9, width=1) == greedy
+    assert (weights is None) == (attention == "none")
+    if weights is not None:  # no attention on padding
+        assert torch.all(weights[1, :, 3:] == 0)
+    wide = model.beam_search(x, lengths, max_len=9, width=4)
+    assert len(wide) == 5 and all(len(ids) <= 9 for ids in wide)
+
+
+def _reverse_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
+    """Random strings over ids 4..8 (lengths 3-6) and their reversals (+ EOS=3, PAD=1)."""
+    lengths = rng.integers(3, 7, n)
+    x, y = np.full((n, 6), 1), np.full((n, 7), 1)
+    for i, length in enumerate(lengths):
+        seq = rng.integers(4, 9, length)
+        x[i, :length], y[i, :length], y[i, length] = seq, seq[::-1], 3
+    return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(y)
+
+
+def test_attention_model_learns_to_reverse_short_strings() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = Seq2Seq(9, 9, 16, 32, cell="gru", attention="additive")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        x, lengths, y = _reverse_batch(rng, 64)
+        logits = model(x, lengths, y, teacher_forcing=1.0)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    x, lengths, y = _reverse_batch(np.random.default_rng(99), 200)
+    predicted, _ = model.eval().greedy(x, lengths, max_len=8)
+    truth = [row[: row.index(3)] for row in y.tolist()]
+    exact = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    assert exact > 0.9
+
+
+def test_sequence_metrics() -> None:
+    scores = sequence_metrics(["2021-03-03", "2020-01-02"], ["2021-03-03", "2020-01-01"], "char")
+    assert scores["exact_match"] == 0.5
+    assert scores["token_accuracy"] == pytest.approx(19 / 20)
+    assert 50 < scores["bleu"] < 100
+    sentence = ["the cat sat on the mat"]
+    assert sequence_metrics(sentence, sentence, "word")["bleu"] == pytest.approx(100)
+
+
+def test_seq2seq_refuses_models_it_cannot_use(compose_cfg) -> None:
+    for model, reason in [("bilstm", "bidirectional"), ("transformer", "not one")]:
+        cfg = compose_cfg(["task=seq2seq", "data=dates", f"model={model}"])
+        with pytest.raises(ConfigError, match=reason):
+            get_task("seq2seq").build_model(cfg, {})
+
+
+def test_logged_model_interface_decodes_sources(untrained_model_dir) -> None:
+    model_dir = untrained_model_dir(
+        ["task=seq2seq", "data=dates", "data.n_train=200", "data.n_val=20", "data.n_test=20"]
+    )
+    trained = load_trained(model_dir)
+    task = get_task("seq2seq")
+    frame = pd.DataFrame({"source": ["3 March 2021", "Mar 3, 2021"]})
+    out = task.predict_frame(trained, frame)
+    assert list(out.columns) == ["source", "prediction"] and len(out) == 2
+    with pytest.warns(UserWarning, match=r"outside the vocabulary.*'\u00e9'"):
+        task.predict_frame(trained, pd.DataFrame({"source": ["3 f\u00e9vrier 2021"]}))
+    with pytest.raises(DataError, match="needs a `source` column"):
+        task.predict_frame(trained, pd.DataFrame({"text": ["x"]}))
+    with pytest.raises(DataError, match="source text is empty"):
+        task.predict_frame(trained, pd.DataFrame({"source": [""]}))

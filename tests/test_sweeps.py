@@ -1,0 +1,138 @@
+"""Sweeps (parallel jobs, parent/child runs, failing jobs) and comparison reports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from rnnlab import report
+from rnnlab.errors import ConfigError
+from rnnlab.tracking import KIND_TAG, ensure_experiment, start_sweep_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fake_training(client: MlflowClient, exp_id: str, parent: str, **values) -> str:
+    """A run shaped like a real training: task tag, flattened params, train/test metrics."""
+    tags = {"task": "longrange", "mlflow.parentRunId": parent}
+    run_id = client.create_run(exp_id, tags=tags).info.run_id
+    params = {k.replace("__", "."): v for k, v in values.items() if not isinstance(v, float)}
+    metrics = {k.replace("__", "/"): v for k, v in values.items() if isinstance(v, float)}
+    client.log_batch(
+        run_id,
+        params=[Param(k, str(v)) for k, v in params.items()],
+        metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+    )
+    client.set_terminated(run_id)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A finished fake study sweep: tanh RNN fails at T=200, LSTM solves it; plus a stray run."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('study') / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp_id = ensure_experiment(uri, "study")
+    parent = start_sweep_run(uri, exp_id, "s1", "model=rnn,lstm")
+    for cell, mse, n_params in (("rnn", 0.165, 4417), ("lstm", 0.0021, 17473)):
+        _fake_training(
+            client,
+            exp_id,
+            parent,
+            model__name=cell,
+            data__seq_len=200,
+            trainer__gradient_clip_val="1.0",
+            n_parameters=n_params,
+            test__model__mse=mse,
+            test__baseline__mse=1 / 6,
+            train__best_val_loss=mse,
+            train__train_seconds=12.0,
+            train__epochs=3.0,
+        )
+    _fake_training(client, exp_id, "", model__name="gru", test__model__mse=0.5)  # other sweep
+    return uri, parent
+
+
+def test_report_ranks_a_sweep_and_logs_back(study, tmp_path: Path) -> None:
+    uri, parent = study
+    result = report.build_report(
+        "study", tmp_path / "out", parent_run="latest", study=True, tracking_uri=uri
+    )
+    assert result["metric"] == "test/model/mse" and result["runs"] == 2
+    md = (tmp_path / "out" / f"study-{parent[:8]}.md").read_text()
+    board = md.split("## Leaderboard")[1]
+    assert board.index("model.name=lstm") < board.index("model.name=rnn")  # best first
+    assert "17473" in board and "gru" not in board  # params; the other sweep's run left out
+    assert "0.0021 ✓" in md and "0.1650 ✗" in md  # solved / not solved against 1/6
+    html = (tmp_path / "out" / f"study-{parent[:8]}.html").read_text()
+    assert "data:image/png;base64," in html
+    logged = {a.path for a in MlflowClient(uri).list_artifacts(parent, "report")}
+    assert {f"report/study-{parent[:8]}.md", f"report/study-{parent[:8]}.png"} <= logged
+
+
+def test_report_of_a_whole_experiment_gets_its_own_run(study, tmp_path: Path) -> None:
+    uri, _ = study
+    result = report.build_report("study", tmp_path, tracking_uri=uri)
+    assert result["runs"] == 3  # both sweeps' trainings, not the sweep parent
+    run = MlflowClient(uri).get_run(result["run_id"])
+    assert run.info.run_name == "report" and run.data.tags[KIND_TAG] == "report"
+
+
+def test_report_names_what_is_missing(study, tmp_path: Path) -> None:
+    uri, _ = study
+    with pytest.raises(ConfigError, match="No MLflow experiment 'nope'"):
+        report.build_report("nope", tmp_path, tracking_uri=uri)
+    with pytest.raises(ConfigError, match="test metrics here"):
+        report.build_report("study", tmp_path, metric="test/model/mase", tracking_uri=uri)
+
+
+def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [
+        sys.executable,
+        "-m",
+        "rnnlab.train",
+        "-m",
+        "experiment=parallel",
+        "data=sunspots",
+        "task.lookback=22",
+        "task.horizon=4",
+        "trainer.max_epochs=1",
+        "model.hidden_size=8",
+        "logger.log_model=false",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        *overrides,
+    ]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Path) -> None:
+    # On a fresh database: 3 good jobs and one that crashes inside torch (16 % 3 != 0).
+    done = _sweep(tmp_path, "++model.num_heads=3", "model=rnn,lstm,gru,transformer")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 sweep job(s) failed" in done.stdout + done.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("rnnlab-forecast")
+    runs = client.search_runs([experiment.experiment_id])
+    trainings = [r for r in runs if "task" in r.data.tags]
+    (parent,) = [r for r in runs if r.data.tags.get(KIND_TAG) == "sweep"]
+    assert sorted(r.data.tags["model"] for r in trainings) == ["gru", "lstm", "rnn"]
+    assert all(r.info.status == "FINISHED" for r in trainings)
+    assert {r.data.tags["mlflow.parentRunId"] for r in trainings} == {parent.info.run_id}
+    assert all("test/model/mase" in r.data.metrics for r in trainings)
+    assert parent.data.tags["failed_jobs"] == "1" and parent.info.status == "FINISHED"
+    failed = (tmp_path / "multirun" / "3" / "FAILED.txt").read_text()
+    assert "divisible by num_heads" in failed
+    default = client.get_experiment_by_name("Default")
+    assert default is None or not client.search_runs([default.experiment_id])
+    frame = pd.DataFrame([r.data.metrics for r in trainings])
+    assert frame["train/epochs"].eq(1).all()
