@@ -242,7 +242,7 @@ def test_no_target_columns_is_rejected(tmp_path, csv_cfg):
 
 def test_csv_source_without_path(tmp_path, csv_cfg):
     cfg = csv_cfg(None, overrides=SMALL_WINDOWS, path=None)
-    with pytest.raises(DataError, match=r"data\.source=csv needs `data\.path`"):
+    with pytest.raises(DataError, match=r"`data\.path` is not set"):
         prepare(cfg, RunPaths(tmp_path))
 
 
@@ -339,3 +339,13 @@ def test_malformed_csv_message_is_one_line(tmp_path, csv_cfg):
     with pytest.raises(DataError) as info:
         prepare(cfg, RunPaths(tmp_path))
     assert "\n" not in str(info.value), repr(str(info.value))
+
+
+def test_relative_user_path_falls_back_to_the_repository(tmp_path, compose_cfg, monkeypatch):
+    # The Hydra app runs in its own output directory; `data.path` is relative to the repo.
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    cfg = compose_cfg(
+        ["data=csv", "data.path=data/external/example.csv", "task.lookback=28", "task.horizon=7"]
+    )
+    summary = prepare(cfg, RunPaths(tmp_path / "hydra-job"))
+    assert summary["rows"] == 730

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -18,6 +19,25 @@ PREPARERS: dict[str, str] = {
     "longrange": "rnnlab.data.longrange",
     "classify": "rnnlab.data.classify",
 }
+
+
+def read_prepared_meta(prepared_dir: Path, task: str) -> dict[str, Any]:
+    """``meta.json`` of the prepared data, checked to belong to ``task``."""
+    from rnnlab.errors import DataError
+    from rnnlab.io import read_json
+
+    meta_path = prepared_dir / "meta.json"
+    if not meta_path.exists():
+        raise DataError(
+            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
+        )
+    meta = read_json(meta_path)
+    if meta.get("task") != task:
+        raise DataError(
+            f"{prepared_dir} holds data prepared for task {meta.get('task')!r}, not {task}; "
+            f"run the prepare stage with task={task}."
+        )
+    return meta
 
 
 def prepare_task_data(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from rnnlab.data import read_prepared_meta
 from rnnlab.data.labelled_text import Vocabulary, check_text_table, read_text_table
 from rnnlab.data.preprocessing import Scaler
 from rnnlab.data.sequences import SequenceSet, load_builtin, pad, parse_long
-from rnnlab.data.sources import read_csv
+from rnnlab.data.sources import read_csv, resolve_user_path
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, read_json, write_json
-from rnnlab.paths import RunPaths, repo_root
+from rnnlab.io import atomic_dir, write_json
+from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
 BUILTIN = ("japanese_vowels", "basic_motions")
@@ -52,17 +53,7 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """``meta.json`` and each split's arrays (``x``, ``lengths``, ``y``, ``ids``)."""
-    meta_path = prepared_dir / "meta.json"
-    if not meta_path.exists():
-        raise DataError(
-            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
-        )
-    meta = read_json(meta_path)
-    if meta.get("task") != "classify":
-        raise DataError(
-            f"{prepared_dir} holds data prepared for task {meta.get('task')!r}, not classify; "
-            "run the prepare stage with task=classify."
-        )
+    meta = read_prepared_meta(prepared_dir, "classify")
     splits = {}
     for split in SPLITS:
         with np.load(prepared_dir / f"{split}.npz", allow_pickle=False) as npz:
@@ -107,18 +98,6 @@ def _check_labels_known(labels: list[str], ids: list[str], classes: list[str], s
         )
 
 
-def _resolve(path: str | None, root: Path, key: str) -> Path:
-    if not path:
-        raise DataError(f"`data.{key}` is not set; point it at your file under data/external/.")
-    resolved = Path(path)
-    if resolved.is_absolute():
-        return resolved
-    # Relative to the run's root (the repository, for DVC stages); the Hydra app's root is its
-    # output directory, where user files are not, so fall back to the repository root.
-    in_root = root / resolved
-    return in_root if in_root.exists() else repo_root() / resolved
-
-
 def _split_indices(
     labels: list[str], test_given: bool, data: DictConfig, seed: int
 ) -> dict[str, np.ndarray]:
@@ -149,11 +128,11 @@ def _prepare_sequences(
         train_frame, test_frame = (load_builtin(data.source, s) for s in ("train", "test"))
         names = {"train": f"the {data.source} training split", "test": "its test split"}
     else:
-        train_path = _resolve(data.path, root, "path")
+        train_path = resolve_user_path(data.path, root, "path")
         train_frame = read_csv(train_path)
         test_frame = None
         if data.test_path:
-            test_frame = read_csv(_resolve(data.test_path, root, "test_path"))
+            test_frame = read_csv(resolve_user_path(data.test_path, root, "test_path"))
         names = {"train": str(data.path), "test": str(data.test_path or data.path)}
     train_set = parse_long(
         train_frame,
@@ -221,10 +200,10 @@ def _prepare_text(
     data: DictConfig, root: Path, seed: int
 ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     text_col, label_col = data.text_column, data.label_column
-    frames = {"train": read_text_table(_resolve(data.path, root, "path"))}
+    frames = {"train": read_text_table(resolve_user_path(data.path, root, "path"))}
     names = {"train": str(data.path), "test": str(data.test_path or data.path)}
     if data.test_path:
-        frames["test"] = read_text_table(_resolve(data.test_path, root, "test_path"))
+        frames["test"] = read_text_table(resolve_user_path(data.test_path, root, "test_path"))
     for split, frame in frames.items():
         check_text_table(frame, names[split], text_col, label_col)
     raw = {split: frame[[text_col, label_col]] for split, frame in frames.items()}

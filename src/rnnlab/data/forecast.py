@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from rnnlab.data import read_prepared_meta
 from rnnlab.data.preprocessing import (
     Scaler,
     SplitBounds,
@@ -27,7 +28,7 @@ from rnnlab.data.preprocessing import (
 )
 from rnnlab.data.sources import load_series
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -120,12 +121,7 @@ class PreparedSeries:
 
 
 def load_prepared(prepared_dir: Path) -> PreparedSeries:
-    meta_path = prepared_dir / "meta.json"
-    if not meta_path.exists():
-        raise DataError(
-            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
-        )
-    meta = read_json(meta_path)
+    meta = read_prepared_meta(prepared_dir, "forecast")
     frame = pd.read_csv(prepared_dir / "series.csv", parse_dates=[meta["time_column"]])
     columns = [*meta["target_columns"], *meta["covariate_columns"]]
     return PreparedSeries(frame[meta["time_column"]], frame[columns].to_numpy(np.float32), meta)

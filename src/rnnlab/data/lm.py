@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from rnnlab.data import read_prepared_meta
+from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -33,10 +35,7 @@ def load_text(data: DictConfig, root: Path) -> str:
     if data.source == "pydoc_topics":
         text = pydoc_topics_text()
     else:
-        if not data.path:
-            raise DataError("`data.path` is empty; point it at a UTF-8 text file.")
-        path = Path(data.path)
-        text = read_text(path if path.is_absolute() else root / path)
+        text = read_text(resolve_user_path(data.path, root))
     return text[: data.max_chars] if data.max_chars else text
 
 
@@ -87,12 +86,5 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(meta, {split: token ids}) as written by :func:`prepare`."""
-    meta_path = prepared_dir / "meta.json"
-    if not meta_path.exists():
-        raise DataError(
-            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
-        )
-    meta = read_json(meta_path)
-    if meta.get("task") != "lm":
-        raise DataError(f"{prepared_dir} holds {meta.get('task')} data; re-run the prepare stage.")
+    meta = read_prepared_meta(prepared_dir, "lm")
     return meta, {split: np.load(prepared_dir / f"{split}.npy") for split in SPLITS}

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from rnnlab.data import read_prepared_meta
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -137,11 +138,6 @@ def _preview(arrays: dict[str, np.ndarray], data: DictConfig) -> pd.DataFrame:
 
 def load_split(prepared_dir: Path, split: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One split's compact arrays and the dataset's ``meta.json``."""
-    meta_path = prepared_dir / "meta.json"
-    if not meta_path.exists() or read_json(meta_path).get("task") != "longrange":
-        raise DataError(
-            f"{meta_path} holds no long-range data; run the prepare stage first "
-            "(`dvc repro prepare` or `python -m rnnlab.train task=longrange data=adding`)."
-        )
+    meta = read_prepared_meta(prepared_dir, "longrange")
     with np.load(prepared_dir / f"{split}.npz") as arrays:
-        return dict(arrays), read_json(meta_path)
+        return dict(arrays), meta

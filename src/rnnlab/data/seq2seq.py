@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from rnnlab.data import read_prepared_meta
+from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -117,10 +119,7 @@ def load_pairs(cfg: DictConfig, root: Path) -> dict[str, pd.DataFrame]:
     data = cfg.data
     if data.source == "dates":
         return generate_dates(data.n_train, data.n_val, data.n_test, cfg.seed)
-    if not data.path:
-        raise DataError("`data.path` is empty; point it at a tab-separated pairs file.")
-    path = Path(data.path)
-    pairs = read_pairs(path if path.is_absolute() else root / path)
+    pairs = read_pairs(resolve_user_path(data.path, root))
     return split_pairs(pairs, data.val_fraction, data.test_fraction, cfg.seed)
 
 
@@ -152,14 +151,7 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """(meta, {split: pairs frame}) as written by :func:`prepare`."""
-    meta_path = prepared_dir / "meta.json"
-    if not meta_path.exists():
-        raise DataError(
-            f"{meta_path} not found; run the prepare stage first (`dvc repro prepare`)."
-        )
-    meta = read_json(meta_path)
-    if meta.get("task") != "seq2seq":
-        raise DataError(f"{prepared_dir} holds {meta.get('task')} data; re-run the prepare stage.")
+    meta = read_prepared_meta(prepared_dir, "seq2seq")
     frames = {
         split: pd.read_csv(prepared_dir / f"{split}.csv", dtype=str, keep_default_na=False)
         for split in SPLITS

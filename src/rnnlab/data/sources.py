@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnnlab.errors import DataError
+from rnnlab.paths import repo_root
 
 
 def _co2() -> pd.DataFrame:
@@ -80,11 +81,23 @@ def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     return frame
 
 
+def resolve_user_path(path: str | None, root: Path, key: str = "path") -> Path:
+    """Where a user's ``data.<key>`` file is: absolute as given, else relative to ``root``.
+
+    ``root`` is the repository for DVC stages; the Hydra app's root is its output directory,
+    where user files are not, so a relative path falls back to the repository root.
+    """
+    if not path:
+        raise DataError(f"`data.{key}` is not set; point it at your file under data/external/.")
+    resolved = Path(path)
+    if resolved.is_absolute():
+        return resolved
+    in_root = root / resolved
+    return in_root if in_root.exists() else repo_root() / resolved
+
+
 def load_series(data_cfg, root: Path) -> pd.DataFrame:
-    """Load the configured series: a built-in dataset or ``data.path`` relative to ``root``."""
+    """Load the configured series: a built-in dataset or the user's ``data.path`` CSV."""
     if data_cfg.source == "csv":
-        if not data_cfg.path:
-            raise DataError("data.source=csv needs `data.path` pointing at your CSV file.")
-        path = Path(data_cfg.path)
-        return read_csv(path if path.is_absolute() else root / path)
+        return read_csv(resolve_user_path(data_cfg.path, root))
     return BUILTIN_SOURCES[data_cfg.source]()
