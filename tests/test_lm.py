@@ -216,7 +216,9 @@ def test_generate_cli_reads_a_model_directory(tmp_path, untrained_model_dir, cap
     first = capsys.readouterr().out
     assert first.startswith("def ") and len(first) == len("def ") + 20 + 1
     assert main(args) == 0 and capsys.readouterr().out == first
-    assert main(["--model", str(tmp_path / "nowhere"), "--prompt", "x"]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["--model", str(tmp_path / "nowhere"), "--prompt", "x"])
+    assert exited.value.code == 2
     assert "neither a model directory" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -1,10 +1,11 @@
-"""Entry-point plumbing for the DVC stage scripts: load params.yaml, report errors plainly."""
+"""Command-line plumbing: user errors exit 2 with one readable line, never a traceback."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,21 @@ from rnnlab.errors import RnnlabError
 from rnnlab.paths import RunPaths
 
 
-def run_stage(stage: Callable[..., dict[str, Any]], params_file: str = "params.yaml") -> None:
-    """Run ``stage(cfg, paths)`` from the current directory; user errors exit 2, no traceback."""
-    from rnnlab.config import load_params
-
+@contextmanager
+def user_errors_exit() -> Iterator[None]:
+    """Turn an ``RnnlabError`` (bad config or data) into ``error: ...`` on stderr and exit 2."""
     try:
-        cfg = load_params(params_file)
-        summary = stage(cfg, RunPaths(Path.cwd()))
+        yield
     except RnnlabError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_stage(stage: Callable[..., dict[str, Any]], params_file: str = "params.yaml") -> None:
+    """Run ``stage(cfg, paths)`` for a DVC stage script, from the current directory."""
+    from rnnlab.config import load_params
+
+    with user_errors_exit():
+        cfg = load_params(params_file)
+        summary = stage(cfg, RunPaths(Path.cwd()))
     print(json.dumps(summary, indent=2, default=str))

@@ -23,7 +23,6 @@ you produced: TorchScript is code).
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab.cli import user_errors_exit
 from rnnlab.errors import DataError, RnnlabError
 from rnnlab.model_store import TrainedModel, load_trained
 
@@ -218,11 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=FORMATS, required=True)
     parser.add_argument("--output", type=Path, required=True, help="file to write")
     args = parser.parse_args(argv)
-    try:
+    with user_errors_exit():
         exported = export_model(load_trained(args.model), args.format, args.output)
-    except RnnlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(exported.describe())
 
 

@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab.cli import user_errors_exit
+from rnnlab.errors import ConfigError
 from rnnlab.model_store import TrainedModel
 
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=None, help="make the sample reproducible")
     args = parser.parse_args(argv)
-    try:
+    with user_errors_exit():
         if args.temperature <= 0 or args.length < 0 or args.top_k < 0:
             raise ConfigError("--temperature must be > 0; --length and --top-k must be >= 0.")
         from rnnlab.tasks.lm import generate_text
@@ -56,9 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         text = generate_text(
             trained, args.prompt, args.length, args.temperature, args.top_k, args.seed
         )
-    except RnnlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(args.prompt + text)
     return 0
 

@@ -21,7 +21,6 @@ The output appears only when the whole file succeeded.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from rnnlab.errors import DataError, RnnlabError
+from rnnlab.cli import user_errors_exit
+from rnnlab.errors import DataError
 from rnnlab.io import atomic_file
 from rnnlab.model_store import TrainedModel, load_trained
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunksize", type=int, default=10_000, help="rows read at a time")
     parser.add_argument("--text-column", default=None, help="column name for .txt lines")
     args = parser.parse_args(argv)
-    try:
+    with user_errors_exit():
         if args.chunksize < 1:
             raise DataError(f"--chunksize must be at least 1, got {args.chunksize}.")
         rows = predict_file(
@@ -229,9 +229,6 @@ def main(argv: list[str] | None = None) -> None:
             chunksize=args.chunksize,
             text_column=args.text_column,
         )
-    except RnnlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"wrote {rows} prediction row(s) to {args.output}")
 
 

@@ -12,11 +12,11 @@ validation metric so the test split stays untouched by model choice.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab.cli import user_errors_exit
+from rnnlab.errors import ConfigError
 from rnnlab.tracking import tracking_uri
 
 MODES = ("min", "max")
@@ -136,11 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     cmd.add_argument("--name", default=None, help="registered model name (default: experiment)")
     cmd.add_argument("--alias", default="champion")
     args = parser.parse_args(argv)
-    try:
+    with user_errors_exit():
         done = promote(args.experiment, args.metric, args.mode, args.name, args.alias)
-    except RnnlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(done.describe())
 
 

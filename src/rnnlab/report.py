@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from rnnlab.errors import ConfigError, RnnlabError
+from rnnlab.cli import user_errors_exit
+from rnnlab.errors import ConfigError
 from rnnlab.tracking import KIND_TAG
 
 # Tried in order when --metric is not given: the headline test metric of each task.
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", action="store_true", help="vanishing-gradient study view")
     parser.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI, else mlflow.db")
     args = parser.parse_args(argv)
-    try:
+    with user_errors_exit():
         result = build_report(
             args.experiment,
             args.output,
@@ -331,9 +332,6 @@ def main(argv: list[str] | None = None) -> int:
             args.study,
             args.tracking_uri,
         )
-    except RnnlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     print(f"{result['runs']} runs ranked by {result['metric']}; logged to run {result['run_id']}")
     for path in result["files"]:
         print(f"  {path}")
