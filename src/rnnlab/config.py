@@ -201,7 +201,7 @@ class TrainerConfig:
     deterministic: bool = True
     num_workers: int = at_least(0, 0)
     flush_denormal: bool = True
-    mkldnn: bool = False
+    mkldnn: bool = True
     limit_train_batches: float = 1.0
     grad_flow_batches: int = at_least(2, 0)  # batches probed for ||dL/dh_t||; 0: off
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
