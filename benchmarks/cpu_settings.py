@@ -11,7 +11,7 @@ validation pass is timed separately); the first epoch is a warm-up and is exclud
 the best run (least disturbed by other work) is reported with the median beside it. Final
 train/val losses are compared across the four settings.
 
-    python benchmarks/cpu_settings.py [--models lstm gru rnn] [--epochs 3] [--repeats 3]
+    python benchmarks/cpu_settings.py [--models lstm gru rnn] [--epochs 4] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -233,10 +233,25 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for k in ("train_loss", "val_loss")
         )
         best = max(rows, key=lambda n: rows[n]["windows_per_s"])
+
+        def switch_effect(index: int, rows: dict[str, Any] = rows) -> float:
+            """Largest relative loss change from flipping one switch, the other held fixed."""
+            worst = 0.0
+            for combo in COMBOS:
+                flipped = list(combo)
+                flipped[index] = not flipped[index]
+                a, b = rows[label(combo)], rows[label(tuple(flipped))]
+                for k in ("train_loss", "val_loss"):
+                    worst = max(worst, abs(a[k] - b[k]) / abs(b[k]))
+            return worst
+
         summary[model] = {
             "settings": rows,
             "losses_identical": len(losses) == 1,
             "max_rel_loss_diff": max_rel,
+            "flush_denormal_rel_loss_diff": switch_effect(0),
+            "mkldnn_rel_loss_diff": switch_effect(1),
+            "losses_repeatable": all(r["losses_repeatable"] for r in rows.values()),
             "fastest": best,
         }
     return {
@@ -305,63 +320,76 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"({res['torch_default']}); rnnlab's current default is {res['current_default']}.",
         "",
     ]
-    rows = []
-    for model, m in res["models"].items():
-        ref = m["settings"][res["torch_default"]]["windows_per_s"]
-        for name, s in m["settings"].items():
-            tags = []
-            if name == res["current_default"]:
-                tags.append("rnnlab default")
-            if name == res["torch_default"]:
-                tags.append("torch default")
-            if name == m["fastest"]:
-                tags.append("fastest")
-            reps = s["windows_per_s_repeats"]
-            rows.append(
-                [
-                    model,
-                    name + (f" ({', '.join(tags)})" if tags else ""),
-                    f"{s['windows_per_s']:.0f}",
-                    f"{s['windows_per_s_median']:.0f}",
-                    f"{min(reps):.0f}–{max(reps):.0f}",
-                    f"{s['windows_per_s'] / ref:.2f}x",
-                    f"{s['val_s_per_epoch']:.3f}",
-                    f"{s['train_loss']:.6g}",
-                    f"{s['val_loss']:.6g}",
-                ]
-            )
-    lines.append(
-        md_table(
-            [
-                "model",
-                "setting",
-                "train windows/s (best)",
-                "median",
-                "repeats min–max",
-                "speed-up vs torch default",
-                "val s/epoch",
-                "final train loss",
-                "final val loss",
-            ],
-            rows,
-        )
-    )
-    lines.append("")
-    for model, m in res["models"].items():
-        same = (
-            "bit-identical"
-            if m["losses_identical"]
-            else (f"not identical (max relative difference {m['max_rel_loss_diff']:.2e})")
-        )
-        applied = all(
-            s["applied"]["mkldnn_enabled"] == ("mkldnn=true" in name)
-            and s["applied"]["denormal_flushed"] == ("flush_denormal=true" in name)
-            for name, s in m["settings"].items()
-        )
+    if not res["models"]:
+        lines.append("(No models measured: threads study only.)")
+    else:
+        rows = []
+        for model, m in res["models"].items():
+            ref = m["settings"][res["torch_default"]]["windows_per_s"]
+            for name, s in m["settings"].items():
+                tags = []
+                if name == res["current_default"]:
+                    tags.append("rnnlab default")
+                if name == res["torch_default"]:
+                    tags.append("torch default")
+                if name == m["fastest"]:
+                    tags.append("fastest")
+                reps = s["windows_per_s_repeats"]
+                rows.append(
+                    [
+                        model,
+                        name + (f" ({', '.join(tags)})" if tags else ""),
+                        f"{s['windows_per_s']:.0f}",
+                        f"{s['windows_per_s_median']:.0f}",
+                        f"{min(reps):.0f}–{max(reps):.0f}",
+                        f"{s['windows_per_s'] / ref:.2f}x",
+                        f"{s['val_s_per_epoch']:.3f}",
+                        f"{s['train_loss']:.6g}",
+                        f"{s['val_loss']:.6g}",
+                    ]
+                )
         lines.append(
-            f"- {model}: losses across the four settings are {same}; fastest: {m['fastest']}; "
-            f"switches verified in the worker: {'yes' if applied else 'NO'}."
+            md_table(
+                [
+                    "model",
+                    "setting",
+                    "train windows/s (best)",
+                    "median",
+                    "repeats min–max",
+                    "speed-up vs torch default",
+                    "val s/epoch",
+                    "final train loss",
+                    "final val loss",
+                ],
+                rows,
+            )
         )
+        lines.append("")
+
+        def effect(diff: float) -> str:
+            return "no change (bit-identical)" if diff == 0 else f"relative change up to {diff:.1e}"
+
+        for model, m in res["models"].items():
+            same = (
+                "bit-identical"
+                if m["losses_identical"]
+                else (
+                    f"not identical (max relative difference {m['max_rel_loss_diff']:.2e}; "
+                    f"flush_denormal: {effect(m['flush_denormal_rel_loss_diff'])}, "
+                    f"mkldnn: {effect(m['mkldnn_rel_loss_diff'])})"
+                )
+            )
+            if m["losses_repeatable"]:
+                same += ", and identical across the repeats of each setting"
+            applied = all(
+                s["applied"]["mkldnn_enabled"] == ("mkldnn=true" in name)
+                and s["applied"]["denormal_flushed"] == ("flush_denormal=true" in name)
+                for name, s in m["settings"].items()
+            )
+            lines.append(
+                f"- {model}: losses across the four settings are {same}; fastest: {m['fastest']}; "
+                f"switches verified in the worker: {'yes' if applied else 'NO'}."
+            )
     if res.get("threads_study"):
         study = res["threads_study"]
         base = study.get("2 thread(s), idle", {}).get("windows_per_s")
@@ -401,9 +429,12 @@ def to_markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=["lstm", "gru", "rnn"], help="conf/model names"
+        "--models",
+        nargs="*",
+        default=["lstm", "gru", "rnn"],
+        help="conf/model names (none: only the --threads-study)",
     )
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (plus 1 warm-up)")
+    parser.add_argument("--epochs", type=int, default=4, help="timed epochs (plus 1 warm-up)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per setting")
     parser.add_argument(
         "--threads-study",
