@@ -75,14 +75,15 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
             settings = m["settings"]
             default = settings[res["current_default"]]["windows_per_s"]
             fastest = settings[m["fastest"]]["windows_per_s"]
+            # Not a pass/fail target: the figures decide the defaults. Repeats of one setting
+            # vary by 5-10 % on this kind of machine, so "within 10 % of the fastest" supports
+            # the default; anything slower says the default should be revisited.
             rows.append(
                 [
-                    f"CPU defaults ({res['current_default']}) fastest for {model}",
-                    f"default {default:.0f} windows/s; fastest {m['fastest']} {fastest:.0f} "
-                    f"({default / fastest:.2f}× of fastest)",
-                    "met"
-                    if m["fastest"] == res["current_default"] or default / fastest > 0.97
-                    else "**not met**",
+                    f"CPU defaults ({res['current_default']}) vs fastest setting, {model}",
+                    f"default {default:.0f} windows/s = {default / fastest:.2f}× the fastest "
+                    f"({m['fastest']}, {fastest:.0f})",
+                    "supports default" if default / fastest >= 0.9 else "**revisit default**",
                 ]
             )
     if res := results.get("pipeline"):
