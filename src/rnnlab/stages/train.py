@@ -41,7 +41,6 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     run = None
     if cfg.logger.backend == "mlflow":
         run = tracking.start_run(cfg, data.meta, {"n_parameters": n_params})
-    started = time.perf_counter()
     try:
         # The model directory is swapped in only after training succeeds (see atomic_dir).
         with atomic_dir(paths.model_dir) as staging:
@@ -49,7 +48,9 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
                 cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
             )
             module = _lightning_module(task, model, cfg)
+            started = time.perf_counter()
             trainer.fit(module, *loaders)
+            seconds = time.perf_counter() - started  # fitting only, not saving or logging
             if not checkpoint.best_model_path:
                 raise TrainingError(
                     "Training produced no checkpoint; check trainer.max_epochs > 0."
@@ -68,7 +69,6 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     except BaseException:
         tracking.end_run(cfg, run, status="FAILED")
         raise
-    seconds = time.perf_counter() - started
 
     write_text_atomic(paths.plots_dir / "learning_curve.csv", curve.to_csv(index=False))
     summary = {
