@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +170,6 @@ def log_texts(cfg: DictConfig, run: dict, texts: dict[str, str]) -> None:
 
 
 def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
-    import time
 
     from mlflow import MlflowClient
     from mlflow.entities import Metric
