@@ -414,3 +414,23 @@ def test_run_paths_layout(tmp_path):
     assert paths.prepared_dir == tmp_path / "data" / "prepared"
     assert paths.checkpoint == tmp_path / "models" / "model.ckpt"
     assert paths.run_info == tmp_path / "models" / "run.json"
+
+
+def test_num_threads_is_validated_and_applied(compose_cfg):
+    import torch
+
+    from rnnlab.training.trainer import configure_cpu
+
+    with pytest.raises(
+        ConfigError, match=r"`trainer.num_threads=0` is out of range; it must be >= 1"
+    ):
+        compose_cfg(["trainer.num_threads=0"])
+    before = torch.get_num_threads()
+    try:
+        configure_cpu(compose_cfg(["trainer.num_threads=1"]).trainer)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(before)
+        configure_cpu(compose_cfg([]).trainer)  # null leaves torch's choice alone
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnlab.errors import ConfigError
 from rnnlab.models import (
     ARCHS,
     INIT_SCHEMES,
@@ -194,11 +195,38 @@ def test_xavier_changes_weights_and_zeros_biases() -> None:
 
 
 def test_unknown_init_scheme() -> None:
-    assert INIT_SCHEMES == ("default", "xavier", "orthogonal", "identity")
-    with pytest.raises(ValueError, match=r"'default', 'xavier', 'orthogonal', 'identity'"):
+    names = r"'default', 'xavier', 'orthogonal', 'chrono', 'identity'"
+    assert INIT_SCHEMES == ("default", "xavier", "orthogonal", "chrono", "identity")
+    with pytest.raises(ValueError, match=names):
         init_weights(nn.LSTM(F, H), "he")
-    with pytest.raises(ValueError, match=r"'default', 'xavier', 'orthogonal', 'identity'"):
+    with pytest.raises(ValueError, match=names):
         make("lstm", init="he")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_chrono_init_spreads_gate_timescales_up_to_the_sequence_length(cell: str) -> None:
+    torch.manual_seed(0)
+    max_timescale = 200
+    enc = RecurrentEncoder(F, 256, cell=cell, init="chrono", max_timescale=max_timescale)
+    params = dict(enc.rnn.named_parameters())
+    gates = params["bias_ih_l0"].detach().split(256)
+    # The keep gate's bias b makes a unit forget 1 / (1 + e^b) of its state per step: its
+    # timescale e^b must cover 1 .. T_max - 1, and reach well beyond the orthogonal init's e^1.
+    timescales = gates[1].exp()
+    assert timescales.min() >= 1.0 and timescales.max() <= max_timescale - 1
+    assert timescales.max() > 150 and timescales.median() > 50
+    if cell == "lstm":
+        torch.testing.assert_close(gates[0], -gates[1])  # input gate mirrors the forget gate
+    assert (params["bias_hh_l0"] == 0).all()
+    for block in params["weight_hh_l0"].detach().split(256):  # orthogonal, as the base scheme
+        torch.testing.assert_close(block @ block.T, torch.eye(256), atol=1e-4, rtol=0)
+
+
+def test_chrono_init_needs_a_sequence_length() -> None:
+    with pytest.raises(ConfigError, match=r"chrono.*sequence length.*init=orthogonal"):
+        RecurrentEncoder(F, H, cell="lstm", init="chrono")
+    # With a window length (forecast lookback, long-range T) the network builder passes it on.
+    make("lstm", init="chrono")
 
 
 # --- attention -----------------------------------------------------------------------------

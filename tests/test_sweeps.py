@@ -14,6 +14,7 @@ from mlflow.entities import Metric, Param
 
 from rnnlab import report
 from rnnlab.errors import ConfigError
+from rnnlab.hydra_callbacks import MlflowSetup
 from rnnlab.tracking import KIND_TAG, ensure_experiment, start_sweep_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +94,19 @@ def test_report_names_what_is_missing(study, tmp_path: Path) -> None:
         report.build_report("study", tmp_path, metric="test/model/mase", tracking_uri=uri)
 
 
+def test_sweep_end_report_failure_only_warns(
+    study, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uri, parent = study
+    MlflowSetup("study")._write_report(uri, "study", parent, tmp_path / "ok")
+    table = (tmp_path / "ok" / f"study-{parent[:8]}.md").read_text()
+    assert "0.0021 ✓" in table and "0.1650 ✗" in table
+    MlflowSetup("leaderboard")._write_report(uri, "no-such-experiment", parent, tmp_path / "bad")
+    assert "No sweep report" in caplog.text and "python -m rnnlab.report" in caplog.text
+    with pytest.raises(ValueError, match="leaderboard"):
+        MlflowSetup("table")
+
+
 def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     env["OMP_NUM_THREADS"] = "1"
@@ -136,3 +150,10 @@ def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Pat
     assert default is None or not client.search_runs([default.experiment_id])
     frame = pd.DataFrame([r.data.metrics for r in trainings])
     assert frame["train/epochs"].eq(1).all()
+    # The sweep ends with its leaderboard, on disk and in the parent run.
+    name = f"rnnlab-forecast-{parent.info.run_id[:8]}"
+    board = (tmp_path / "multirun" / "report" / f"{name}.md").read_text()
+    ranked = [line.split()[1] for line in board.splitlines() if line.startswith("| model=")]
+    assert sorted(ranked) == ["model=gru", "model=lstm", "model=rnn"], board
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {f"report/{name}.md", f"report/{name}.png", f"report/{name}.html"} <= logged

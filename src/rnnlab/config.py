@@ -8,6 +8,7 @@ the allowed choices fail before any work, with a message that names the key and 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ class ModelConfig:
     dropout: float = at_least(0.1, 0.0, below=1.0)
     bidirectional: bool = False
     nonlinearity: str = choice("tanh", ("tanh", "relu"))
-    init: str = choice("default", ("default", "xavier", "orthogonal", "identity"))
+    init: str = choice("default", ("default", "xavier", "orthogonal", "chrono", "identity"))
     attention: str | None = choice(None, ("additive", "dot", "multihead"))
     num_heads: int = at_least(4, 1)
     activation: str = choice("relu", ("sigmoid", "tanh", "relu"))
@@ -202,6 +203,7 @@ class TrainerConfig:
     num_workers: int = at_least(0, 0)
     flush_denormal: bool = True
     mkldnn: bool = True
+    num_threads: int | None = at_least(None, 1)  # torch CPU threads; null: torch's default
     limit_train_batches: float = 1.0
     grad_flow_batches: int = at_least(2, 0)  # batches probed for ||dL/dh_t||; 0: off
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -316,7 +318,7 @@ def _check_fields(node: DictConfig, dataclass_type: type, prefix: str) -> None:
         if options is not None and value is not None and value not in options:
             raise ConfigError(f"`{key}={value}` is not allowed; choose one of {list(options)}.")
         low, below = f.metadata.get("low"), f.metadata.get("below")
-        if low is not None and (value < low or (below is not None and value >= below)):
+        if low is not None and value is not None and not low <= value < (below or math.inf):
             bound = f">= {low}" + (f" and < {below}" if below is not None else "")
             raise ConfigError(f"`{key}={value}` is out of range; it must be {bound}.")
         default = f.default_factory() if callable(f.default_factory) else None

@@ -4,7 +4,8 @@ A sweep gets one parent MLflow run; each job's run becomes its child (``mlflow u
 them). The parent's id travels to the jobs in a file in the sweep directory rather than in an
 environment variable: joblib reuses worker processes across sweeps, so their environment may
 predate this sweep. Jobs that failed leave a marker file (``rnnlab.train``); the parent lists
-them when the sweep ends.
+them when the sweep ends, then writes the sweep's comparison report (``rnnlab.report``) to
+``<sweep dir>/report/`` and logs it to the parent run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ log = logging.getLogger("rnnlab")
 
 PARENT_RUN_FILE = "mlflow_parent_run.txt"  # in the sweep directory
 FAILED_JOB_FILE = "FAILED.txt"  # in a job's output directory: the error that stopped it
+REPORTS = ("leaderboard", "study", "none")
 
 
 class MlflowSetup(Callback):
@@ -27,7 +29,17 @@ class MlflowSetup(Callback):
 
     Several processes opening a brand-new sqlite file race on its schema migration, and several
     creating the same experiment at once can file runs under the Default experiment.
+
+    ``report``: what to build when the sweep ends: ``leaderboard``, ``study`` (the leaderboard
+    plus the vanishing-gradient view) or ``none``.
     """
+
+    def __init__(self, report: str = "leaderboard") -> None:
+        if report not in REPORTS:
+            raise ValueError(
+                f"hydra.callbacks.mlflow_setup.report={report!r}; use one of {REPORTS}."
+            )
+        self.report = report
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         logger_cfg = OmegaConf.select(config, "logger")
@@ -56,4 +68,26 @@ class MlflowSetup(Callback):
             return
         from rnnlab.tracking import end_sweep_run, tracking_uri
 
-        end_sweep_run(tracking_uri(logger_cfg), parent_file.read_text().strip(), len(failed))
+        uri, parent = tracking_uri(logger_cfg), parent_file.read_text().strip()
+        if self.report != "none":
+            self._write_report(uri, logger_cfg.experiment_name, parent, sweep_dir / "report")
+        end_sweep_run(uri, parent, len(failed))
+
+    def _write_report(self, uri: str, experiment: str, parent: str, output: Path) -> None:
+        from rnnlab.report import build_report
+
+        try:
+            result = build_report(
+                experiment, output, parent, study=self.report == "study", tracking_uri=uri
+            )
+        except Exception as error:  # the jobs' results stand even when the summary cannot be made
+            log.warning(
+                "No sweep report (%s). Make it by hand: python -m rnnlab.report --experiment %s "
+                "--parent-run %s%s",
+                error,
+                experiment,
+                parent,
+                " --study" if self.report == "study" else "",
+            )
+            return
+        log.info("Sweep report (%d runs by %s): %s", result["runs"], result["metric"], output)

@@ -35,8 +35,10 @@ DEFAULT_METRICS = (
     "test/model/cross_entropy",
     "test/model/loss",
     "test/model/accuracy",
+    "test/model/bpc",
+    "test/model/exact_match",
 )
-HIGHER_IS_BETTER = ("accuracy", "f1", "skill")
+HIGHER_IS_BETTER = ("accuracy", "f1", "skill", "exact_match", "bleu")
 VAL_METRIC = "train/best_val_loss"
 # A long-range task counts as solved below these fractions of the memoryless baseline:
 # adding MSE < 0.01 (6% of 1/6), copy cross-entropy < 10% of the baseline.

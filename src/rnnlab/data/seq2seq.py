@@ -36,8 +36,47 @@ def _ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
+UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+UNITS += ["eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"]
+UNITS += ["eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+ORDINAL_UNITS = {"one": "first", "two": "second", "three": "third", "five": "fifth"}
+ORDINAL_UNITS |= {"eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+
+
+def number_words(n: int) -> str:
+    """0..99 in words: 42 -> 'forty-two'."""
+    if n < 20:
+        return UNITS[n]
+    tens, unit = divmod(n, 10)
+    return TENS[tens] + (f"-{UNITS[unit]}" if unit else "")
+
+
+def ordinal_words(n: int) -> str:
+    """1..99 as an ordinal in words: 21 -> 'twenty-first', 30 -> 'thirtieth'."""
+    words = number_words(n)
+    head, _, last = words.rpartition("-")
+    if last in ORDINAL_UNITS:
+        last = ORDINAL_UNITS[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return f"{head}-{last}" if head else last
+
+
+def year_words(year: int) -> str:
+    """As the year is said: 1981 -> 'nineteen eighty-one', 2006 -> 'two thousand and six'."""
+    century, rest = divmod(year, 100)
+    if century == 20:
+        return "two thousand" + (f" and {number_words(rest)}" if rest else "")
+    return f"{number_words(century)} " + (f"{number_words(rest)}" if rest else "hundred")
+
+
 # Human ways of writing a date, from short and numeric to long and spelled out; built by hand so
-# the output does not depend on the machine's locale.
+# the output does not depend on the machine's locale. The spelled-out ones (up to ~75 characters)
+# put the day 40-60 characters before the end: a decoder that sees only the encoder's final
+# state has to carry it that far, which is where attention should show (docs/benchmarks.md).
 DATE_FORMATS = (
     lambda d: f"{d.year}.{d.month:02d}.{d.day:02d}",
     lambda d: f"{d.year}/{d.month}/{d.day}",
@@ -51,6 +90,15 @@ DATE_FORMATS = (
     lambda d: f"the {_ordinal(d.day)} of {MONTHS[d.month - 1]}, {d.year}",
     lambda d: f"{WEEKDAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",
     lambda d: f"{WEEKDAYS[d.weekday()]} the {_ordinal(d.day)} of {MONTHS[d.month - 1]} {d.year}",
+    lambda d: f"{MONTHS[d.month - 1]} the {ordinal_words(d.day)}, {year_words(d.year)}",
+    lambda d: (
+        f"{WEEKDAYS[d.weekday()]}, the {ordinal_words(d.day)} of {MONTHS[d.month - 1]}, "
+        f"{year_words(d.year)}"
+    ),
+    lambda d: (
+        f"the {ordinal_words(d.day)} day of {MONTHS[d.month - 1]} in the year of "
+        f"{year_words(d.year)}"
+    ),
 )
 
 

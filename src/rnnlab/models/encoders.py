@@ -38,6 +38,7 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         init: str = "default",
+        max_timescale: int | None = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -80,7 +81,7 @@ class RecurrentEncoder(nn.Module):
             self.rnn = nn.LSTM(**kwargs)
         else:
             self.rnn = nn.GRU(**kwargs)
-        init_weights(self.rnn, init)
+        init_weights(self.rnn, init, max_timescale)
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: State | None = None

@@ -37,6 +37,7 @@ class RecurrentLanguageModel(nn.Module):
         nonlinearity: str = "tanh",
         dropout: float = 0.0,
         init: str = "default",
+        max_timescale: int | None = None,
         tie_weights: bool = False,
     ) -> None:
         super().__init__()
@@ -48,7 +49,14 @@ class RecurrentLanguageModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.drop = nn.Dropout(dropout)
         self.encoder = RecurrentEncoder(
-            embedding_dim, hidden_size, num_layers, cell, nonlinearity, dropout=dropout, init=init
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            cell,
+            nonlinearity,
+            dropout=dropout,
+            init=init,
+            max_timescale=max_timescale,
         )
         self.output = nn.Linear(hidden_size, vocab_size)
         init_weights(self.output, init)

@@ -75,7 +75,8 @@ def build_network(
         arch: one of ``ARCHS``.
         input_size: features per time step F.
         output_size: size of the prediction (e.g. forecast horizon or number of classes).
-        seq_len: window length T; required by ``mlp`` (it flattens the window), else unused.
+        seq_len: window length T; required by ``mlp`` (it flattens the window); the longest
+            lag ``init="chrono"`` prepares recurrent gates for.
         hidden_size: recurrent hidden size / MLP width / Transformer d_model.
         num_layers: stacked recurrent, MLP or Transformer layers.
         dropout: between recurrent layers, after MLP blocks, inside Transformer layers.
@@ -143,7 +144,7 @@ def build_network(
         )
 
     network = SequenceNetwork(encoder, output_size, pooling)
-    init_weights(network, init)
+    init_weights(network, init, max_timescale=seq_len)
     return network
 
 

@@ -40,7 +40,10 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
     run = None
     if cfg.logger.backend == "mlflow":
-        run = tracking.start_run(cfg, data.meta, {"n_parameters": n_params})
+        # The thread count changes the floating-point summation order, so it is part of what
+        # makes a run reproducible.
+        extra = {"n_parameters": n_params, "torch_threads": torch.get_num_threads()}
+        run = tracking.start_run(cfg, data.meta, extra)
     try:
         # The model directory is swapped in only after training succeeds (see atomic_dir).
         with atomic_dir(paths.model_dir) as staging:

@@ -134,7 +134,11 @@ class LanguageModelTask:
                 f"task.embedding_dim={cfg.model.hidden_size} or task.tie_weights=false."
             )
         return RecurrentLanguageModel(
-            meta["vocab_size"], cfg.task.embedding_dim, tie_weights=cfg.task.tie_weights, **options
+            meta["vocab_size"],
+            cfg.task.embedding_dim,
+            tie_weights=cfg.task.tie_weights,
+            max_timescale=cfg.task.bptt,  # the longest lag one backward pass can learn
+            **options,
         )
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:

@@ -56,11 +56,13 @@ class LongRangeDataset(Dataset):
 class PerStepClassifier(nn.Module):
     """Recurrent encoder with a linear head at every step: (B, T, F) -> (B, T, classes)."""
 
-    def __init__(self, encoder: RecurrentEncoder, n_classes: int, init: str) -> None:
+    def __init__(
+        self, encoder: RecurrentEncoder, n_classes: int, init: str, max_timescale: int
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(encoder.output_size, n_classes)
-        init_weights(self, init)
+        init_weights(self, init, max_timescale)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         outputs, _, _ = self.encoder(x, lengths)  # (B, T, D)
@@ -112,7 +114,8 @@ class LongRangeTask:
             bidirectional=cfg.model.bidirectional,
             dropout=cfg.model.dropout,
         )
-        return PerStepClassifier(encoder, meta["n_symbols"] + 1, cfg.model.init)
+        length = meta["seq_len"] + 2 * meta["copy_length"]
+        return PerStepClassifier(encoder, meta["n_symbols"] + 1, cfg.model.init, length)
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         if prediction.dim() == 3:  # copy: (B, L, classes) logits against (B, L) ids

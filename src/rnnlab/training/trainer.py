@@ -17,7 +17,10 @@ from rnnlab.training.grad_flow import GradientFlow
 
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:
-    """CPU numerics settings measured in docs/benchmarks.md (denormals slow recurrent nets)."""
+    """CPU settings measured in docs/benchmarks.md (denormals slow recurrent nets; two torch
+    threads run 14x slower than one while another process holds a core)."""
+    if trainer_cfg.num_threads is not None:
+        torch.set_num_threads(trainer_cfg.num_threads)
     torch.set_flush_denormal(trainer_cfg.flush_denormal)
     torch.backends.mkldnn.enabled = trainer_cfg.mkldnn
 
