@@ -434,3 +434,13 @@ def test_num_threads_is_validated_and_applied(compose_cfg):
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_study_experiment_ends_its_sweep_with_the_study_report():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF), version_base=None):
+        study = compose("config", ["experiment=vanishing_gradients"], return_hydra_config=True)
+        plain = compose("config", [], return_hydra_config=True)
+    assert study.hydra.callbacks.mlflow_setup.report == "study"
+    assert plain.hydra.callbacks.mlflow_setup.report == "leaderboard"

@@ -153,7 +153,7 @@ def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Pat
     # The sweep ends with its leaderboard, on disk and in the parent run.
     name = f"rnnlab-forecast-{parent.info.run_id[:8]}"
     board = (tmp_path / "multirun" / "report" / f"{name}.md").read_text()
-    ranked = [line.split()[1] for line in board.splitlines() if line.startswith("| model=")]
-    assert sorted(ranked) == ["model=gru", "model=lstm", "model=rnn"], board
+    ranked = [line.split()[1] for line in board.splitlines() if line.startswith("| model.")]
+    assert sorted(ranked) == ["model.name=gru", "model.name=lstm", "model.name=rnn"], board
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{name}.md", f"report/{name}.png", f"report/{name}.html"} <= logged
