@@ -48,6 +48,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
             exp_id,
             parent,
             model__name=cell,
+            model__init="orthogonal" if cell == "rnn" else "chrono",
             data__seq_len=200,
             trainer__gradient_clip_val="1.0",
             n_parameters=n_params,
@@ -71,6 +72,7 @@ def test_report_ranks_a_sweep_and_logs_back(study, tmp_path: Path) -> None:
     board = md.split("## Leaderboard")[1]
     assert board.index("model.name=lstm") < board.index("model.name=rnn")  # best first
     assert "17473" in board and "gru" not in board  # params; the other sweep's run left out
+    assert "model.init" not in board  # implied by model.name, so not part of the variant
     assert "0.0021 ✓" in md and "0.1650 ✗" in md  # solved / not solved against 1/6
     html = (tmp_path / "out" / f"study-{parent[:8]}.html").read_text()
     assert "data:image/png;base64," in html
@@ -157,3 +159,22 @@ def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Pat
     assert sorted(ranked) == ["model.name=gru", "model.name=lstm", "model.name=rnn"], board
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{name}.md", f"report/{name}.png", f"report/{name}.html"} <= logged
+
+
+def test_variant_names_only_the_settings_that_tell_runs_apart() -> None:
+    params = pd.DataFrame(
+        {
+            "param:model.name": ["lstm", "lstm_chrono", "lstm", "lstm_chrono", "gru"],
+            "param:model.init": ["orthogonal", "chrono", "orthogonal", "chrono", "orthogonal"],
+            "param:data.seq_len": ["50", "50", "200", "200", "50"],
+            "param:seed": ["1"] * 5,
+        }
+    )
+    assert report._distinguishing(params) == ["param:model.name", "param:data.seq_len"]
+    # A setting swept on its own (model.init crossed with model.name) stays.
+    crossed = params.assign(**{"param:model.init": ["a", "b", "b", "a", "a"]})
+    assert report._distinguishing(crossed) == [
+        "param:model.name",
+        "param:model.init",
+        "param:data.seq_len",
+    ]

@@ -92,7 +92,7 @@ def pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
 def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per run, best first; ``variant`` names the parameters that differ."""
     params = [c for c in runs.columns if c.startswith("param:") and c != "param:n_parameters"]
-    varying = [c for c in params if runs[c].astype(str).nunique(dropna=False) > 1]
+    varying = _distinguishing(runs[params].astype(str))
     variant = (
         runs[varying]
         .astype(str)
@@ -116,6 +116,21 @@ def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.sort_values(metric, ascending=not descending, na_position="last").reset_index(
         drop=True
     )
+
+
+def _distinguishing(params: pd.DataFrame) -> list[str]:
+    """The columns that vary, minus those a column already kept determines.
+
+    Sweeping ``model=rnn,lstm`` changes ``model.name`` and with it ``model.arch``,
+    ``model.init``, ...: the name alone says which run is which.
+    """
+    kept: list[str] = []
+    for column in params.columns:
+        if params[column].nunique(dropna=False) < 2:
+            continue
+        if not any(params.groupby(k)[column].nunique(dropna=False).max() == 1 for k in kept):
+            kept.append(column)
+    return kept
 
 
 def study_table(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
