@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from rnnlab.config import compose, validate
@@ -75,6 +77,31 @@ def test_logged_mlflow_model_reloads_and_predicts_the_same(tmp_path: Path, track
     # Raw input is checked: too short a history is refused with the reason.
     with pytest.raises(Exception, match="needs the last 52"):
         reloaded.predict(recent.iloc[:10])
+
+    # The model carries its own rnnlab code: it loads and predicts the same numbers in a
+    # process where the project's source is not importable (rnnlab is not on PyPI).
+    recent.to_csv(tmp_path / "recent.csv", index=False)
+    script = f"""
+import sys
+sys.path = [p for p in sys.path if p != {str(REPO / "src")!r}]
+import mlflow, pandas as pd
+mlflow.set_tracking_uri({tracking!r})
+model = mlflow.pyfunc.load_model("runs:/{run_id}/model")
+import rnnlab
+assert "/code/rnnlab/" in rnnlab.__file__, rnnlab.__file__
+print(model.predict(pd.read_csv({str(tmp_path / "recent.csv")!r}))["co2"].to_json())
+"""
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+    np.testing.assert_allclose(
+        pd.read_json(io.StringIO(elsewhere.stdout), typ="series"), predicted["co2"]
+    )
+    model_files = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model")
+    requirements = (Path(model_files) / "requirements.txt").read_text().split()
+    assert requirements[0] == f"torch=={torch.__version__.split('+')[0]}"
+    assert "rnnlab" not in requirements and any(r.startswith("pandas") for r in requirements)
 
 
 def test_divergence_stops_with_advice_and_keeps_the_previous_model(

@@ -3,7 +3,10 @@
 The artifact is the trained-model directory (config, metadata with the scaler, weights); the
 task's ``predict_frame`` turns a raw table into predictions on the original scale. The model is
 logged "from code" (``rnnlab/mlflow_model.py``), so loading it unpickles nothing: the weights are
-read with ``weights_only=True`` and the class comes from the installed package.
+read with ``weights_only=True``. The ``rnnlab`` source it was trained with travels with it
+(MLflow ``code_paths``) and its pip requirements are rnnlab's own dependencies, so the model
+loads where rnnlab is not installed (rnnlab is not on PyPI); where rnnlab is already imported,
+that copy is used.
 
 Bad input (``DataError``) is re-raised as ``InvalidModelInput``, an ``MlflowException`` with
 ``INVALID_PARAMETER_VALUE``: ``mlflow models serve`` answers it with HTTP 400 and the message,
@@ -55,12 +58,16 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.Data
     import shutil
     import tempfile
 
-    import torch
     from mlflow.models import infer_signature
 
+    import rnnlab
     from rnnlab.tasks import get_task
 
     with tempfile.TemporaryDirectory() as scratch:
+        code = Path(scratch) / "rnnlab"
+        shutil.copytree(
+            Path(rnnlab.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__")
+        )
         bundle = Path(scratch) / "model_dir"
         bundle.mkdir()
         for name in (WEIGHTS, CONFIG, META):  # not the Lightning checkpoint: weights only
@@ -75,5 +82,19 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.Data
                 artifacts={"model_dir": str(bundle)},
                 signature=infer_signature(example, output),
                 input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "rnnlab"],
+                code_paths=[str(code)],
+                pip_requirements=pip_requirements(),
             )
+
+
+def pip_requirements() -> list[str]:
+    """rnnlab's declared dependencies, with torch pinned to the version that trained the model."""
+    from importlib.metadata import requires
+
+    import torch
+    from packaging.requirements import Requirement
+
+    pinned = f"torch=={torch.__version__.split('+')[0]}"
+    declared = [Requirement(r) for r in requires("rnnlab") or []]
+    runtime = [str(r) for r in declared if r.marker is None and r.name != "torch"]
+    return [pinned, *runtime]
