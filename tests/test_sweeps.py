@@ -178,3 +178,20 @@ def test_variant_names_only_the_settings_that_tell_runs_apart() -> None:
         "param:model.init",
         "param:data.seq_len",
     ]
+
+
+def test_seq2seq_sweeps_rank_by_exact_match_best_first() -> None:
+    runs = pd.DataFrame(
+        {
+            "param:task.attention": ["none", "additive"],
+            "test/model/exact_match": [0.862, 1.0],
+            "test/model/token_accuracy": [0.975, 1.0],
+            "status": ["FINISHED"] * 2,
+            "run_id": ["a", "b"],
+            "run_name": ["a", "b"],
+        }
+    )
+    metric = report.pick_metric(runs, None)
+    assert metric == "test/model/exact_match"
+    board = report.leaderboard(runs, metric)
+    assert board["variant"].tolist() == ["task.attention=additive", "task.attention=none"]
