@@ -135,14 +135,22 @@ class MultiHeadAttention(nn.Module):
 
 
 def build_attention(kind: str, dim: int, num_heads: int = 4) -> nn.Module:
-    """Build an attention module whose query and keys are both of size ``dim``."""
+    """Build an attention module whose query and keys are both of size ``dim``.
+
+    ``general`` (Luong's bilinear score) serves the seq2seq decoder; pooling offers
+    ``ATTENTION_KINDS``.
+    """
     if kind == "additive":
         return AdditiveAttention(dim, dim, dim)
     if kind == "dot":
         return DotProductAttention(dim, scaled=True)
+    if kind == "general":
+        return GeneralAttention(dim, dim)
     if kind == "multihead":
         return MultiHeadAttention(dim, num_heads)
-    raise ValueError(f"Unknown attention kind {kind!r}; choose one of {ATTENTION_KINDS}.")
+    raise ValueError(
+        f"Unknown attention kind {kind!r}; choose one of {ATTENTION_KINDS} (or 'general')."
+    )
 
 
 class AttentionPooling(nn.Module):

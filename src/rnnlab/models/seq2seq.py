@@ -11,12 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.models.attention import (
-    AdditiveAttention,
-    DotProductAttention,
-    GeneralAttention,
-    lengths_to_mask,
-)
+from rnnlab.models.attention import build_attention, lengths_to_mask
 from rnnlab.models.encoders import RecurrentEncoder, State
 from rnnlab.models.init import init_weights
 
@@ -24,15 +19,9 @@ SEQ2SEQ_ATTENTION: tuple[str, ...] = ("none", "additive", "dot", "general")
 
 
 def build_decoder_attention(kind: str, dim: int) -> nn.Module | None:
-    if kind == "none":
-        return None
-    if kind == "additive":
-        return AdditiveAttention(dim, dim, dim)
-    if kind == "dot":
-        return DotProductAttention(dim, scaled=True)
-    if kind == "general":
-        return GeneralAttention(dim, dim)
-    raise ValueError(f"Unknown attention {kind!r}; choose one of {SEQ2SEQ_ATTENTION}.")
+    if kind not in SEQ2SEQ_ATTENTION:
+        raise ValueError(f"Unknown attention {kind!r}; choose one of {SEQ2SEQ_ATTENTION}.")
+    return None if kind == "none" else build_attention(kind, dim)
 
 
 def _top_hidden(state: State) -> Tensor:
