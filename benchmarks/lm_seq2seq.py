@@ -188,6 +188,14 @@ def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
     return text, results
 
 
+def seq2seq_part(scratch: Path, data: list[str], epochs: int) -> dict[str, Any]:
+    """The same encoder-decoder with additive attention and without, on ``data``."""
+    overrides = ["task=seq2seq", *data, "task.attention=additive,none", *SEQ2SEQ_MODEL]
+    seconds = multirun([*overrides, f"trainer.max_epochs={epochs}"], scratch)
+    table, results = seq2seq_table(scratch)
+    return {"seconds": seconds, "runs": results, "table": table}
+
+
 def write_reversal_pairs(path: Path, n: int = 6000, seed: int = 0) -> None:
     """Random letter strings of 4-30 characters and their reversals, as a user TSV file.
 
@@ -236,37 +244,14 @@ def main() -> None:
             table, results = lm_table(lm_dir)
             report["lm"] = {"seconds": seconds, "runs": results, "table": table}
         if "seq2seq" in args.part:
-            s2s_dir = scratch / "seq2seq"
-            seconds = multirun(
-                [
-                    "task=seq2seq",
-                    "data=dates",
-                    "task.attention=additive,none",
-                    *SEQ2SEQ_MODEL,
-                    f"trainer.max_epochs={args.seq2seq_epochs}",
-                ],
-                s2s_dir,
-            )
-            table, results = seq2seq_table(s2s_dir)
-            report["seq2seq"] = {"seconds": seconds, "runs": results, "table": table}
+            data = ["data=dates"]
+            report["seq2seq"] = seq2seq_part(scratch / "seq2seq", data, args.seq2seq_epochs)
         if "reverse" in args.part:
             rev_dir = scratch / "reverse"
             rev_dir.mkdir(parents=True, exist_ok=True)
             write_reversal_pairs(rev_dir / "pairs.tsv")
-            seconds = multirun(
-                [
-                    "task=seq2seq",
-                    "data=pairs_tsv",
-                    f"data.path={rev_dir / 'pairs.tsv'}",
-                    "data.level=char",
-                    "task.attention=additive,none",
-                    *SEQ2SEQ_MODEL,
-                    f"trainer.max_epochs={args.reverse_epochs}",
-                ],
-                rev_dir,
-            )
-            table, results = seq2seq_table(rev_dir)
-            report["reverse"] = {"seconds": seconds, "runs": results, "table": table}
+            data = ["data=pairs_tsv", f"data.path={rev_dir / 'pairs.tsv'}", "data.level=char"]
+            report["reverse"] = seq2seq_part(rev_dir, data, args.reverse_epochs)
     print()
     print(machine_line(info))
     for part in ("lm", "seq2seq", "reverse"):
