@@ -38,6 +38,7 @@ from _common import REPO, child_env, machine_info, machine_line, md_table, pytho
 
 LM_VARIANTS = "rnn,rnn_relu,lstm,gru"
 SEQ2SEQ_MODEL = ["model=gru", "model.num_layers=1", "model.hidden_size=64"]
+CHAR_BANDS = [0, 15, 30, 45, 60, 80]  # source length bands (characters) for the detail table
 
 
 def multirun(overrides: list[str], scratch: Path) -> float:
@@ -125,7 +126,9 @@ def lm_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
     return md_table(header, rows), results
 
 
-def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
+def seq2seq_table(scratch: Path, dates: bool) -> tuple[str, list[dict[str, Any]]]:
+    """Both runs' test metrics and exact match by source-length quartile; for dates also by
+    band of source characters and which part of the wrong dates is wrong."""
     results = []
     # Each job directory's models/run.json names its MLflow run: the by-length table is there.
     job_of_run = {
@@ -135,9 +138,8 @@ def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
     }
     for run in finished_runs(scratch, "rnnlab-seq2seq", "test/model/exact_match"):
         m, p = run.data.metrics, run.data.params
-        table = pd.read_csv(
-            job_of_run[run.info.run_id] / "plots/evaluate/seq2seq_exact_match_by_length.csv"
-        )
+        job = job_of_run[run.info.run_id]
+        table = pd.read_csv(job / "plots/evaluate/seq2seq_exact_match_by_length.csv")
         results.append(
             {
                 "attention": p["task.attention"],
@@ -148,6 +150,7 @@ def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
                 "epochs": m["train/epochs"],
                 "train_seconds": m["train/train_seconds"],
                 "by_length": table.to_dict("records"),
+                **(date_errors(test_predictions(job)) if dates else {}),
             }
         )
     rows = [
@@ -171,28 +174,62 @@ def seq2seq_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:
         "epochs",
         "train s",
     ]
-    detail = []
-    for r in results:
-        for b in r["by_length"]:
-            detail.append(
-                [
-                    r["attention"],
-                    f"{b['min_length']}–{b['max_length']}",
-                    b["pairs"],
-                    f"{100 * b['exact_match']:.1f}%",
-                ]
-            )
+    quartiles = [
+        [
+            r["attention"],
+            f"{b['min_length']}–{b['max_length']}",
+            b["pairs"],
+            f"{b['exact_match']:.1%}",
+        ]
+        for r in results
+        for b in r["by_length"]
+    ]
     text = md_table(header, rows)
-    if detail:
-        text += "\n\n" + md_table(["attention", "source length", "pairs", "exact match"], detail)
+    text += "\n\n" + md_table(["attention", "source length", "pairs", "exact match"], quartiles)
+    if dates:
+        bands = [
+            [r["attention"], b["source_chars"], b["pairs"], f"{b['exact_match']:.1%}"]
+            for r in results
+            for b in r["by_chars"]
+        ]
+        text += "\n\n" + md_table(["attention", "source characters", "pairs", "exact match"], bands)
+        for r in results:
+            text += (
+                f"\n\n{r['attention']}: {r['wrong']} wrong dates, {r['wrong_year_right']} of "
+                "them with the right year"
+            )
     return text, results
+
+
+def test_predictions(job: Path) -> pd.DataFrame:
+    """The job's test split with the trained model's outputs, through the logged-model path."""
+    from rnnlab.model_store import load_trained
+    from rnnlab.tasks import get_task
+
+    test = pd.read_csv(job / "data/prepared/test.csv")
+    trained = load_trained(job / "models")
+    predicted = get_task("seq2seq").predict_frame(trained, test[["source"]])
+    return test.assign(prediction=predicted["prediction"].to_numpy())
+
+
+def date_errors(test: pd.DataFrame) -> dict[str, Any]:
+    """Exact match per band of source characters, and how many wrong dates get the year."""
+    right = test["prediction"] == test["target"]
+    by_band = right.groupby(pd.cut(test["source"].str.len(), CHAR_BANDS), observed=True)
+    by_chars = [
+        {"source_chars": f"{b.left + 1}-{b.right}", "pairs": len(part), "exact_match": part.mean()}
+        for b, part in by_band
+    ]
+    wrong = test[~right]
+    year_right = int((wrong["prediction"].str[:4] == wrong["target"].str[:4]).sum())
+    return {"by_chars": by_chars, "wrong": len(wrong), "wrong_year_right": year_right}
 
 
 def seq2seq_part(scratch: Path, data: list[str], epochs: int) -> dict[str, Any]:
     """The same encoder-decoder with additive attention and without, on ``data``."""
     overrides = ["task=seq2seq", *data, "task.attention=additive,none", *SEQ2SEQ_MODEL]
     seconds = multirun([*overrides, f"trainer.max_epochs={epochs}"], scratch)
-    table, results = seq2seq_table(scratch)
+    table, results = seq2seq_table(scratch, dates="data=dates" in data)
     return {"seconds": seconds, "runs": results, "table": table}
 
 
