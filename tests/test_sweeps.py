@@ -195,3 +195,14 @@ def test_seq2seq_sweeps_rank_by_exact_match_best_first() -> None:
     assert metric == "test/model/exact_match"
     board = report.leaderboard(runs, metric)
     assert board["variant"].tolist() == ["task.attention=additive", "task.attention=none"]
+
+
+def test_grad_flow_table_gives_the_fall_and_the_underflow_of_each_curve() -> None:
+    run = {"param:model.name": "rnn", "param:data.seq_len": "4"}
+    curves = [(run, {"start": pd.Series([1e-3, 1e-2, 1e-1, 1.0], index=[1, 2, 3, 4]),
+                     "end": pd.Series([0.0, 0.0, 1e-5, 1e-1], index=[1, 2, 3, 4])})]  # fmt: skip
+    table = report.grad_flow_table(curves).set_index("stage")
+    assert table.loc["start", "orders of magnitude lost"] == pytest.approx(3.0)
+    assert pd.isna(table.loc["start", "zero up to t"])
+    assert table.loc["end", "zero up to t"] == 2
+    assert table.loc["end", "orders of magnitude lost"] == float("inf")

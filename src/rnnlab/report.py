@@ -198,34 +198,63 @@ def leaderboard_chart(table: pd.DataFrame, metric: str, title: str) -> Any:
     return fig
 
 
-def grad_flow_chart(client: Any, runs: pd.DataFrame) -> Any | None:
-    """Mean ||dL/dh_t|| per cell (log scale): one column per T, rows start / end of training.
-
-    Where a cell ran with and without clipping, the clipped run is shown.
-    """
+def grad_flow_curves(client: Any, runs: pd.DataFrame) -> list[tuple[dict, dict]]:
+    """(run, {stage: mean ||dL/dh_t|| per t}) for one run per (T, cell), clipped runs first."""
     import tempfile
 
-    import matplotlib
+    from rnnlab.training.grad_flow import mean_curves  # imports Lightning: --study only
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = []  # (run, {stage: mean norm per t})
+    curves = []
     with tempfile.TemporaryDirectory() as scratch:
         for run in runs.to_dict("records"):
             try:
                 path = client.download_artifacts(run["run_id"], "plots/grad_flow.csv", scratch)
             except Exception:  # runs without the diagnostic (MLP, Transformer, failed runs)
                 continue
-            frame = pd.read_csv(path)
-            by_stage = {
-                stage: part.groupby("t")["grad_norm"].mean()
-                for stage, part in frame.groupby("stage")
-            }
-            curves.append((run, by_stage))
-    if not curves:
-        return None
+            curves.append((run, mean_curves(pd.read_csv(path))))
     curves.sort(key=lambda c: c[0].get("param:trainer.gradient_clip_val") in (None, "None"))
+    shown, seen = [], set()
+    for run, by_stage in curves:
+        key = (int(run["param:data.seq_len"]), run["param:model.name"])
+        if key not in seen:
+            seen.add(key)
+            shown.append((run, by_stage))
+    return shown
+
+
+def grad_flow_table(curves: list[tuple[dict, dict]]) -> pd.DataFrame:
+    """The plotted curves in numbers: how far the gradient falls from the last step to the first,
+    and up to which step it has underflowed to zero (denormals are flushed)."""
+    rows = []
+    for run, by_stage in curves:
+        for stage, curve in by_stage.items():
+            last, first = float(curve.iloc[-1]), float(curve.iloc[0])
+            zero = curve.index[curve.to_numpy() == 0]
+            rows.append(
+                {
+                    "cell": run["param:model.name"],
+                    "T": int(run["param:data.seq_len"]),
+                    "stage": stage,
+                    "norm at t=T": last,
+                    "norm at t=1": first,
+                    "orders of magnitude lost": math.log10(last / first) if first > 0 else math.inf,
+                    "zero up to t": int(zero.max()) if len(zero) else math.nan,
+                }
+            )
+    table = pd.DataFrame(rows).sort_values(["stage", "T", "cell"], ascending=[False, True, True])
+    table.attrs["note"] = "Mean ||dL/dh_t|| of the curves in the gradient-flow figure."
+    return table.reset_index(drop=True)
+
+
+def grad_flow_chart(curves: list[tuple[dict, dict]]) -> Any:
+    """Mean ||dL/dh_t|| per cell (log scale): one column per T, rows start / end of training."""
+    import matplotlib
+
+    from rnnlab.training.grad_flow import plot_curve
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     seq_lens = sorted({int(r["param:data.seq_len"]) for r, _ in curves})
     stages = ("start", "end")
     fig, axes = plt.subplots(
@@ -233,18 +262,11 @@ def grad_flow_chart(client: Any, runs: pd.DataFrame) -> Any | None:
     )
     for col, seq_len in enumerate(seq_lens):
         for row_index, stage in enumerate(stages):
-            ax, seen = axes[row_index][col], set()
+            ax = axes[row_index][col]
             for run, by_stage in curves:
-                cell = run["param:model.name"]
-                if int(run["param:data.seq_len"]) != seq_len or cell in seen:
-                    continue
-                seen.add(cell)
-                if stage in by_stage:
-                    curve = by_stage[stage]
-                    ax.plot(curve.index, curve.clip(lower=1e-30), label=cell)
-            ax.set_yscale("log")
+                if int(run["param:data.seq_len"]) == seq_len and stage in by_stage:
+                    plot_curve(ax, by_stage[stage], run["param:model.name"])
             ax.set(title=f"T={seq_len}, {stage} of training", xlabel="time step t")
-            ax.grid(alpha=0.3, which="both")
         axes[0][col].legend(fontsize=8)
     for row in axes:
         row[0].set_ylabel("||dL/dh_t||")
@@ -317,8 +339,9 @@ def build_report(
     name = f"{experiment}-{parent[:8]}" if parent else experiment
     if study:
         tables.insert(0, ("Which settings solve the task", study_table(runs, metric)))
-        if (chart := grad_flow_chart(client, runs)) is not None:
-            figures["-grad_flow"] = chart
+        if curves := grad_flow_curves(client, runs):
+            figures["-grad_flow"] = grad_flow_chart(curves)
+            tables.insert(1, ("Gradient flow", grad_flow_table(curves)))
     files = write_report(output, name, title, tables, figures)
     run_id = log_report(client, experiment, parent, files)
     return {

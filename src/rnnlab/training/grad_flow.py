@@ -151,7 +151,22 @@ class GradientFlow(pl.Callback):
         ]
 
 
-def grad_flow_figure(rows: list[dict[str, Any]], title: str = "") -> Any:
+def mean_curves(frame: Any) -> dict[str, Any]:
+    """Rows as recorded (``stage``, ``t``, ``grad_norm``) -> {stage: mean norm per t}."""
+    return {
+        stage: part.groupby("t")["grad_norm"].mean()
+        for stage, part in frame.groupby("stage", sort=False)
+    }
+
+
+def plot_curve(ax: Any, curve: Any, label: str) -> None:
+    """One mean-norm curve on a log axis; zeros (underflow) are drawn at the 1e-30 floor."""
+    ax.plot(curve.index, curve.clip(lower=1e-30), label=label)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+
+
+def grad_flow_figure(rows: list[dict[str, Any]]) -> Any:
     """Mean ||dL/dh_t|| over the probed batches against t, one line per stage, log scale."""
     import matplotlib
 
@@ -159,14 +174,10 @@ def grad_flow_figure(rows: list[dict[str, Any]], title: str = "") -> Any:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7, 4))
-    for stage, part in frame.groupby("stage", sort=False):
-        curve = part.groupby("t")["grad_norm"].mean()
-        ax.plot(curve.index, curve.clip(lower=1e-30), label=f"{stage} of training")
-    ax.set_yscale("log")
-    ax.set(xlabel="time step t", ylabel="||dL/dh_t||", title=title or "Gradient flow over time")
-    ax.grid(alpha=0.3, which="both")
+    for stage, curve in mean_curves(pd.DataFrame(rows)).items():
+        plot_curve(ax, curve, f"{stage} of training")
+    ax.set(xlabel="time step t", ylabel="||dL/dh_t||", title="Gradient flow over time")
     ax.legend()
     fig.tight_layout()
     return fig
