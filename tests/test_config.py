@@ -427,11 +427,12 @@ def test_num_threads_is_validated_and_applied(compose_cfg):
         compose_cfg(["trainer.num_threads=0"])
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(2)
         configure_cpu(compose_cfg(["trainer.num_threads=1"]).trainer)
         assert torch.get_num_threads() == 1
-        torch.set_num_threads(before)
+        torch.set_num_threads(3)
         configure_cpu(compose_cfg([]).trainer)  # null leaves torch's choice alone
-        assert torch.get_num_threads() == before
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
 

@@ -226,7 +226,9 @@ def test_chrono_init_needs_a_sequence_length() -> None:
     with pytest.raises(ConfigError, match=r"chrono.*sequence length.*init=orthogonal"):
         RecurrentEncoder(F, H, cell="lstm", init="chrono")
     # With a window length (forecast lookback, long-range T) the network builder passes it on.
-    make("lstm", init="chrono")
+    torch.manual_seed(0)
+    forget = make("lstm", init="chrono", hidden_size=256).encoder.rnn.bias_ih_l0[256:512]
+    assert 0.5 * (T - 1) < forget.exp().max() <= T - 1  # timescales up to this window, T
 
 
 # --- attention -----------------------------------------------------------------------------
