@@ -14,10 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnnlab.cli import user_errors_exit
 from rnnlab.errors import ConfigError
-from rnnlab.model_store import TrainedModel
+
+if TYPE_CHECKING:
+    from rnnlab.model_store import TrainedModel
 
 
 def load_language_model(source: str) -> TrainedModel:
