@@ -13,6 +13,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,3 +134,37 @@ def apply_nice(increment: int) -> int:
         except PermissionError:
             print(f"warning: cannot apply nice {increment}; running as is", file=sys.stderr)
     return os.nice(0)
+
+
+def hydra_multirun(overrides: Sequence[str], scratch: Path, cwd: Path = REPO) -> float:
+    """``python -m rnnlab.train -m`` into ``scratch`` (its own ``mlflow.db`` and ``multirun/``),
+    one torch thread per process, no logged models; returns the wall time in seconds."""
+    command = [
+        python(),
+        "-m",
+        "rnnlab.train",
+        "-m",
+        *overrides,
+        "logger.log_model=false",
+        f"hydra.sweep.dir={scratch / 'multirun'}",
+    ]
+    env = {
+        **child_env(),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",
+    }
+    print("$", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def finished_runs(scratch: Path, experiment: str, metric: str) -> list[Any]:
+    """Finished training runs in ``scratch/mlflow.db`` that logged ``metric``, oldest first."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id]) if found else []
+    done = (r for r in runs if r.info.status == "FINISHED" and metric in r.data.metrics)
+    return sorted(done, key=lambda r: r.info.start_time)

@@ -15,23 +15,20 @@ regression on summary features) are on the same test split.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    REPO,
-    child_env,
+    finished_runs,
+    hydra_multirun,
     machine_info,
     machine_line,
     md_table,
     median,
-    python,
     sigterm_exits,
     spread,
     write_json,
@@ -40,36 +37,10 @@ from _common import (
 VARIANTS = ("rnn", "rnn_relu", "lstm", "gru", "bilstm", "bigru", "lstm_attn", "mlp", "transformer")
 
 
-def run_sweep(data: str, seeds: str, models: str, overrides: list[str], db: Path) -> float:
-    command = [
-        python(),
-        "-m",
-        "rnnlab.train",
-        "-m",
-        "task=classify",
-        f"data={data}",
-        f"model={models}",
-        f"seed={seeds}",
-        "logger.log_model=false",
-        f"hydra.sweep.dir={db.parent / 'multirun'}",
-        *overrides,
-    ]
-    env = {**child_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "OMP_NUM_THREADS": "1"}
-    print("$", " ".join(command[1:]), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=REPO, env=env, check=True)
-    return time.perf_counter() - started
-
-
-def collect(db: Path) -> dict[str, list[dict[str, float]]]:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{db}")
-    experiment = client.get_experiment_by_name("rnnlab-classify")
+def collect(scratch: Path) -> dict[str, list[dict[str, float]]]:
     by_model: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for run in client.search_runs([experiment.experiment_id]):
-        if run.info.status == "FINISHED" and "test/model/accuracy" in run.data.metrics:
-            by_model[run.data.params["model.name"]].append(run.data.metrics)
+    for run in finished_runs(scratch, "rnnlab-classify", "test/model/accuracy"):
+        by_model[run.data.params["model.name"]].append(run.data.metrics)
     return by_model
 
 
@@ -121,9 +92,10 @@ def main() -> None:
     sigterm_exits()
     info = machine_info()
     with tempfile.TemporaryDirectory(prefix="classify-sweep-") as scratch:
-        db = Path(scratch) / "mlflow.db"
-        seconds = run_sweep(args.data, args.seeds, args.models, args.overrides, db)
-        by_model = collect(db)
+        sweep = ["task=classify", f"data={args.data}", f"model={args.models}"]
+        sweep += [f"seed={args.seeds}", *args.overrides]
+        seconds = hydra_multirun(sweep, Path(scratch))
+        by_model = collect(Path(scratch))
     print()
     print(machine_line(info))
     print(f"Sweep wall time {seconds:.0f} s, one process, OMP_NUM_THREADS=1.")

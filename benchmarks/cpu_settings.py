@@ -64,7 +64,6 @@ def label(combo: tuple[bool, bool]) -> str:
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     quiet_lightning()
     import contextlib
-    import inspect
     import io
 
     import pytorch_lightning as pl
@@ -97,8 +96,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     data = task.load_data(cfg, RunPaths(Path(args.data_root)))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = task.build_model(cfg, data.meta)
-    extra = (cfg.seed,) if "seed" in inspect.signature(_loaders).parameters else ()
-    train, val = _loaders(data, cfg.trainer, *extra)
+    train, val = _loaders(data, cfg.trainer)
 
     class PhaseTimer(pl.Callback):
         def __init__(self) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import io
 import itertools
 import json
@@ -101,9 +100,7 @@ def fresh_model_and_loaders(ctx: Context) -> tuple[Any, Any, Any]:
 
     pl.seed_everything(ctx.cfg.seed, workers=True, verbose=False)
     model = ctx.task.build_model(ctx.cfg, ctx.data.meta)
-    # The stage's own loader factory; older versions also took the seed.
-    extra = (ctx.cfg.seed,) if "seed" in inspect.signature(_loaders).parameters else ()
-    train, val = _loaders(ctx.data, ctx.cfg.trainer, *extra)
+    train, val = _loaders(ctx.data, ctx.cfg.trainer)  # the stage's own loader factory
     return model, train, val
 
 
@@ -203,21 +200,13 @@ def _timer_callback() -> Any:
     return EpochTimer()
 
 
-def _grad_flow_callback() -> Any:
-    """rnnlab's GradientFlow callback class, if this version has it."""
-    try:
-        from rnnlab.training.grad_flow import GradientFlow
-    except ImportError:
-        return None
-    return GradientFlow
-
-
 def _plain_trainer(ctx: Context, ckpt_dir: Path, variant: str) -> Any:
     """A pl.Trainer with build_trainer's settings, minus the features ``variant`` drops."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from rnnlab.training.callbacks import EpochLine, History
+    from rnnlab.training.grad_flow import GradientFlow
 
     tc, monitor = ctx.cfg.trainer, ctx.cfg.task.monitor
     callbacks: list[Any] = []
@@ -230,10 +219,9 @@ def _plain_trainer(ctx: Context, ckpt_dir: Path, variant: str) -> Any:
             EarlyStopping(monitor=monitor, mode="min", patience=tc.early_stopping_patience)
         )
     if variant == "grad_flow":
-        callbacks.append(_grad_flow_callback()(ckpt_dir, tc.get("grad_flow_batches", 2)))
+        callbacks.append(GradientFlow(ckpt_dir, tc.grad_flow_batches))
     if variant == "history":
-        takes_path = bool(inspect.signature(History).parameters)
-        history = History(ckpt_dir / "history.csv") if takes_path else History()
+        history = History(ckpt_dir / "history.csv")
         callbacks += [history, EpochLine(history)]
     return pl.Trainer(
         max_epochs=tc.max_epochs,
@@ -274,8 +262,7 @@ def run_lightning(ctx: Context, variant: str = "build_trainer") -> dict[str, Any
                 logger = MLFlowLogger(
                     experiment_name="bench", tracking_uri=f"sqlite:///{ckpt_dir / 'mlflow.db'}"
                 )
-            # build_trainer returns (trainer, checkpoint[, history]) depending on the version.
-            trainer = build_trainer(ctx.cfg.trainer, ckpt_dir, logger, ctx.cfg.task.monitor)[0]
+            trainer, _ = build_trainer(ctx.cfg.trainer, ckpt_dir, logger, ctx.cfg.task.monitor)
         else:
             trainer = _plain_trainer(ctx, ckpt_dir, variant)
         trainer.callbacks.append(timer)
@@ -420,9 +407,7 @@ PROFILE_VARIANTS = {
 def profile(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     """Every variant once per round, round-robin, so a burst of background load does not land
     on all the repeats of one variant; the bare loop runs in every round too."""
-    variants = [
-        v for v in PROFILE_VARIANTS if v != "bare" and (v != "grad_flow" or _grad_flow_callback())
-    ]
+    variants = [v for v in PROFILE_VARIANTS if v != "bare"]
     per_epoch: dict[str, list[float]] = {v: [] for v in ["bare", *variants]}
     fit_s: dict[str, list[float]] = {v: [] for v in ["bare", *variants]}
     bars: dict[str, str] = {"bare": "none"}

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, child_env, machine_info, machine_line, md_table, python, write_json
+from _common import (
+    finished_runs,
+    hydra_multirun,
+    machine_info,
+    machine_line,
+    md_table,
+    write_json,
+)
 
 LM_VARIANTS = "rnn,rnn_relu,lstm,gru"
 SEQ2SEQ_MODEL = ["model=gru", "model.num_layers=1", "model.hidden_size=64"]
@@ -42,36 +47,7 @@ CHAR_BANDS = [0, 15, 30, 45, 60, 80]  # source length bands (characters) for the
 
 
 def multirun(overrides: list[str], scratch: Path) -> float:
-    command = [
-        python(),
-        "-m",
-        "rnnlab.train",
-        "-m",
-        *overrides,
-        "logger.log_model=false",
-        "trainer.grad_flow_batches=0",
-        f"hydra.sweep.dir={scratch / 'multirun'}",
-    ]
-    env = {
-        **child_env(),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
-        "OMP_NUM_THREADS": "1",
-    }
-    print("$", " ".join(command[1:]), flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, cwd=REPO, env=env, check=True)
-    return time.perf_counter() - started
-
-
-def finished_runs(scratch: Path, experiment: str, metric: str) -> list[Any]:
-    """Finished training runs that reached evaluation (not a sweep's parent run)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id]) if found else []
-    done = (r for r in runs if r.info.status == "FINISHED" and metric in r.data.metrics)
-    return sorted(done, key=lambda r: r.info.start_time)
+    return hydra_multirun([*overrides, "trainer.grad_flow_batches=0"], scratch)
 
 
 def lm_table(scratch: Path) -> tuple[str, list[dict[str, Any]]]:

@@ -12,21 +12,18 @@ Target: 8 of 8 runs in both modes, parallel faster than sequential.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    child_env,
+    hydra_multirun,
     machine_info,
     machine_line,
     md_table,
-    python,
     sigterm_exits,
     write_json,
 )
@@ -42,24 +39,14 @@ def run_sweep(parallel: bool, epochs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="parallel-sweep-") as scratch:
         root = Path(scratch)
         uri = f"sqlite:///{root / 'mlflow.db'}"
-        env = {**child_env(), "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
-        command = [
-            python(),
-            "-m",
-            "rnnlab.train",
-            "-m",
+        overrides = [
             *(["experiment=parallel"] if parallel else []),
             f"trainer.max_epochs={epochs}",
             "trainer.early_stopping_patience=100",
-            "logger.log_model=false",
-            f"hydra.sweep.dir={root / 'multirun'}",
             *SWEEP,
         ]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"sweep failed:\n{done.stderr[-3000:]}")
+        # Run from the empty scratch directory: a fresh repository, as the target says.
+        seconds = hydra_multirun(overrides, root, cwd=root)
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("rnnlab-forecast")
         runs = client.search_runs([experiment.experiment_id])

@@ -29,22 +29,24 @@ from _common import (
     md_table,
     python,
     sigterm_exits,
+    write_json,
 )
 
 HERE = Path(__file__).resolve().parent
+# script, and the options of a --quick run (a full run uses each script's defaults)
 BENCHMARKS = {
-    "overhead": ("lightning_overhead.py", [], ["--repeats", "3", "--profile-repeats", "1"]),
-    "cpu": ("cpu_settings.py", [], ["--repeats", "1", "--epochs", "2"]),
-    "pipeline": ("pipeline.py", [], ["--cold-repeats", "1", "--noop-repeats", "3"]),
-    "parallel_sweep": ("parallel_sweep.py", [], ["--epochs", "8"]),
+    "overhead": ("lightning_overhead.py", ["--repeats", "3", "--profile-repeats", "1"]),
+    "cpu": ("cpu_settings.py", ["--repeats", "1", "--epochs", "2"]),
+    "pipeline": ("pipeline.py", ["--cold-repeats", "1", "--noop-repeats", "3"]),
+    "parallel_sweep": ("parallel_sweep.py", ["--epochs", "2"]),
 }
 
 
 def run(name: str, quick: bool, extra: list[str]) -> tuple[dict[str, Any], str, float]:
-    script, full, fast = BENCHMARKS[name]
+    script, fast = BENCHMARKS[name]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.json"
-        cmd = [python(), str(HERE / script), *(fast if quick else full), *extra, "--json", str(out)]
+        cmd = [python(), str(HERE / script), *(fast if quick else []), *extra, "--json", str(out)]
         print(f"## running {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         # Progress goes to stderr (shown live); the Markdown section comes back on stdout.
@@ -168,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     if args.output:
         Path(args.output).write_text(report + "\n", encoding="utf-8")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_json(args.json, results)
     return 0
 
 

@@ -445,3 +445,12 @@ def test_the_study_experiment_ends_its_sweep_with_the_study_report():
         plain = compose("config", [], return_hydra_config=True)
     assert study.hydra.callbacks.mlflow_setup.report == "study"
     assert plain.hydra.callbacks.mlflow_setup.report == "leaderboard"
+
+
+def test_inclusive_upper_bound(compose_cfg):
+    base = ["task=seq2seq", "data=dates"]
+    assert compose_cfg([*base, "task.teacher_forcing=1.0"]).task.teacher_forcing == 1.0
+    with pytest.raises(
+        ConfigError, match=r"teacher_forcing=1.01` is out of range; it must be >= 0.0 and <= 1.0\."
+    ):
+        compose_cfg([*base, "task.teacher_forcing=1.01"])

@@ -145,6 +145,9 @@ def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Pat
     (parent,) = [r for r in runs if r.data.tags.get(KIND_TAG) == "sweep"]
     assert sorted(r.data.tags["model"] for r in trainings) == ["gru", "lstm", "rnn"]
     assert all(r.info.status == "FINISHED" for r in trainings)
+    # Two jobs on this machine's cores: each gets its share of torch threads through the config.
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert {r.data.params["trainer.num_threads"] for r in trainings} == {share}
     assert {r.data.tags["mlflow.parentRunId"] for r in trainings} == {parent.info.run_id}
     assert all("test/model/mase" in r.data.metrics for r in trainings)
     assert parent.data.tags["failed_jobs"] == "1" and parent.info.status == "FINISHED"

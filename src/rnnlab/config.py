@@ -26,9 +26,12 @@ def choice(default: Any, options: tuple[str, ...]) -> Any:
     return field(default=default, metadata={"choices": options})
 
 
-def at_least(default: Any, low: float, below: float | None = None) -> Any:
-    """A number field with ``low <= value`` (and ``value < below``); checked by :func:`validate`."""
-    return field(default=default, metadata={"low": low, "below": below})
+def at_least(
+    default: Any, low: float, below: float | None = None, high: float | None = None
+) -> Any:
+    """A number field with ``low <= value`` (and ``value < below``, ``value <= high``); checked
+    by :func:`validate`."""
+    return field(default=default, metadata={"low": low, "below": below, "high": high})
 
 
 @dataclass
@@ -84,7 +87,7 @@ class Seq2SeqTaskConfig:
     name: str = "seq2seq"
     attention: str = choice("additive", ("none", "additive", "dot", "general"))
     embedding_dim: int = at_least(32, 1)
-    teacher_forcing: float = at_least(0.5, 0.0, below=1.000001)
+    teacher_forcing: float = at_least(0.5, 0.0, high=1.0)
     decode: str = choice("greedy", ("greedy", "beam"))
     beam_width: int = at_least(4, 1)
     max_target_length: int = at_least(64, 1)
@@ -317,10 +320,13 @@ def _check_fields(node: DictConfig, dataclass_type: type, prefix: str) -> None:
         options = f.metadata.get("choices")
         if options is not None and value is not None and value not in options:
             raise ConfigError(f"`{key}={value}` is not allowed; choose one of {list(options)}.")
-        low, below = f.metadata.get("low"), f.metadata.get("below")
-        if low is not None and value is not None and not low <= value < (below or math.inf):
-            bound = f">= {low}" + (f" and < {below}" if below is not None else "")
-            raise ConfigError(f"`{key}={value}` is out of range; it must be {bound}.")
+        low, below, high = (f.metadata.get(k) for k in ("low", "below", "high"))
+        if low is not None and value is not None:
+            above = below if below is not None else math.inf
+            if not (low <= value < above and (high is None or value <= high)):
+                bound = f">= {low}" + (f" and < {below}" if below is not None else "")
+                bound += f" and <= {high}" if high is not None else ""
+                raise ConfigError(f"`{key}={value}` is out of range; it must be {bound}.")
         default = f.default_factory() if callable(f.default_factory) else None
         if is_dataclass(default):
             _check_fields(value, type(default), key)

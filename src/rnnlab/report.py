@@ -19,7 +19,6 @@ import base64
 import math
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -279,12 +278,10 @@ def write_report(
 ) -> list[Path]:
     """``<name>.md``, one PNG per figure and ``<name>.html`` (tables and embedded PNGs)."""
     output.mkdir(parents=True, exist_ok=True)
-    files, images = [], []
+    pngs = []
     for key, figure in figures.items():
-        png = output / f"{name}{key}.png"
-        figure.savefig(png, dpi=110)
-        files.append(png)
-        images.append(png)
+        pngs.append(output / f"{name}{key}.png")
+        figure.savefig(pngs[-1], dpi=110)
     md = [f"# {title}\n"]
     html = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>"]
     html.append(f"<h1>{title}</h1>")
@@ -292,14 +289,14 @@ def write_report(
         note = table.attrs.get("note", "")
         md += [f"## {heading}\n", f"{note}\n" if note else "", markdown(table)]
         html += [f"<h2>{heading}</h2>", f"<p>{note}</p>", table.to_html(index=False, na_rep="")]
-    for png in images:
+    for png in pngs:
         md.append(f"\n![{png.stem}]({png.name})\n")
         data = base64.b64encode(png.read_bytes()).decode()
         html.append(f"<img src='data:image/png;base64,{data}' alt='{png.stem}'>")
     html.append("</body></html>")
     (output / f"{name}.md").write_text("\n".join(md), encoding="utf-8")
     (output / f"{name}.html").write_text("\n".join(html), encoding="utf-8")
-    return [output / f"{name}.md", *files, output / f"{name}.html"]
+    return [output / f"{name}.md", *pngs, output / f"{name}.html"]
 
 
 def log_report(client: Any, experiment: str, parent_run: str, files: list[Path]) -> str:
@@ -327,7 +324,7 @@ def build_report(
 
     from rnnlab.tracking import tracking_uri as default_uri
 
-    uri = tracking_uri or default_uri(SimpleNamespace(tracking_uri=None))
+    uri = tracking_uri or default_uri()
     client = MlflowClient(uri)
     runs, parent = load_runs(client, experiment, parent_run)
     metric = pick_metric(runs, metric)

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> float | None:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun:
-        _join_sweep(hydra_cfg)
+        _join_sweep(hydra_cfg, cfg)
     try:
         cfg = validate(cfg)
         from rnnlab.pipeline import run_pipeline
@@ -62,20 +62,17 @@ def main(cfg: DictConfig) -> float | None:
     return result["train"]["best_val_loss"]
 
 
-def _join_sweep(hydra_cfg: DictConfig) -> None:
+def _join_sweep(hydra_cfg: DictConfig, cfg: DictConfig) -> None:
     """Make this job's MLflow run a child of the sweep's parent run, and share the CPU fairly."""
     parent_file = Path(hydra_cfg.sweep.dir) / PARENT_RUN_FILE
     if parent_file.exists():
         os.environ["RNNLAB_PARENT_RUN_ID"] = parent_file.read_text(encoding="utf-8").strip()
     n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs")
-    if n_jobs is not None and n_jobs != 1:
-        # Jobs side by side each using every core oversubscribe the CPU (torch then runs many
-        # times slower): give each job its share.
-        import torch
-
+    # Jobs side by side each using every core oversubscribe the CPU (torch then runs many
+    # times slower): give each job its share, unless trainer.num_threads says otherwise.
+    if n_jobs is not None and n_jobs != 1 and cfg.trainer.num_threads is None:
         cores = os.cpu_count() or 1
-        share = 1 if n_jobs < 0 else max(1, cores // n_jobs)
-        torch.set_num_threads(share)
+        cfg.trainer.num_threads = 1 if n_jobs < 0 else max(1, cores // n_jobs)
 
 
 def _report_failed_job(output_dir: Path, reason: str) -> None:
