@@ -10,6 +10,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from rnnlab.errors import DataError
@@ -66,7 +67,9 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    @cached_property
     def index(self) -> dict[str, int]:
+        """Token -> id, built once: every text of a dataset is encoded through it."""
         return {token: i for i, token in enumerate(self.tokens)}
 
     def encode(self, tokens: list[str], what: str | None = None) -> list[int]:
@@ -75,7 +78,7 @@ class Vocabulary:
         With ``what`` (e.g. "The prompt") a warning names the unknown tokens: user input at
         prediction time. Prepared splits count them in their metadata instead.
         """
-        lookup = self.index()
+        lookup = self.index
         unknown = sorted({t for t in tokens if t not in lookup})
         if unknown and what is not None:
             warnings.warn(

@@ -76,10 +76,6 @@ class Regressor(nn.Module):
         super().__init__()
         self.network = network
 
-    @property
-    def encoder(self) -> nn.Module:
-        return self.network.encoder
-
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.network(x, lengths).squeeze(-1)  # (B,)
 

@@ -29,7 +29,7 @@ from rnnlab.training.sequence_modules import TeacherForcingModule
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
 HEATMAPS = 4
 # Specials come first in every vocabulary (``Vocabulary.build``), so their ids are fixed.
-TARGET_PAD = Vocabulary.build([], TARGET_SPECIALS).index()[PAD]
+TARGET_PAD = Vocabulary.build([], TARGET_SPECIALS).index[PAD]
 
 
 class PairCodec:
@@ -39,8 +39,8 @@ class PairCodec:
         self.level = meta["level"]
         self.source = Vocabulary(meta["source_vocab"])
         self.target = Vocabulary(meta["target_vocab"])
-        self.source_pad = self.source.index()[PAD]
-        target_index = self.target.index()
+        self.source_pad = self.source.index[PAD]
+        target_index = self.target.index
         self.pad, self.bos, self.eos = target_index[PAD], target_index[BOS], target_index[EOS]
 
     def sources(self, texts: list[str], what: str | None = None) -> tuple[Tensor, Tensor]:
@@ -126,11 +126,7 @@ class Seq2SeqTask:
         return TaskData(
             train=PairDataset(frames["train"], codec),
             val=PairDataset(frames["val"], codec),
-            meta={
-                "source_vocab_size": len(codec.source),
-                "target_vocab_size": len(codec.target),
-                **meta,
-            },
+            meta=meta,
         )
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
