@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from rnnlab.data import read_prepared_meta
 from rnnlab.data.classify import load_prepared
 from rnnlab.data.labelled_text import Vocabulary, check_text_table
 from rnnlab.data.preprocessing import Scaler
@@ -110,7 +111,7 @@ class ClassifyTask:
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         """A few raw test examples without their labels, as a user would send them."""
-        meta, _ = load_prepared(paths.prepared_dir)
+        meta = read_prepared_meta(paths.prepared_dir, "classify")
         name = "test.csv" if (paths.raw_dir / "test.csv").exists() else "train.csv"
         raw = pd.read_csv(paths.raw_dir / name)
         if meta["kind"] == "text":

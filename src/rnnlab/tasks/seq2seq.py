@@ -155,8 +155,7 @@ class Seq2SeqTask:
         return TeacherForcingModule(model, self.loss, cfg.trainer, cfg.task.teacher_forcing)
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
-        _, frames = load_prepared(paths.prepared_dir)
-        return frames["test"][["source"]].head(3).reset_index(drop=True)
+        return pd.read_csv(paths.prepared_dir / "test.csv", nrows=3)[["source"]]
 
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """One decoded ``prediction`` per ``source`` row; unknown source tokens read as <unk>
