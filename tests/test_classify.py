@@ -147,8 +147,11 @@ def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
 
     metrics = read_json(job.metrics_dir / "test.json")["test"]
     for name in ("model", "majority", "logistic"):
-        assert 0 <= metrics[name]["accuracy"] <= 1 and "macro_f1" in metrics[name]
-    assert metrics["logistic"]["accuracy"] > 0.9 > 0.2 > metrics["majority"]["accuracy"]
+        assert "macro_f1" in metrics[name]
+    assert metrics["logistic"]["accuracy"] > 0.9
+    assert metrics["majority"]["accuracy"] < 0.1
+    # Two epochs (experiment=quick) already learn something: measured 0.211 against 0.084.
+    assert metrics["model"]["accuracy"] > 2 * metrics["majority"]["accuracy"]
     assert set(metrics["per_class"]) == {str(k) for k in range(1, 10)}
     confusion = pd.read_csv(job.plots_dir / "evaluate/confusion.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 370

@@ -34,8 +34,10 @@ def uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def experiment(uri: str, untrained_model_dir) -> dict[str, str]:
     """Runs as training leaves them: name -> run id, with or without model and test metrics."""
     model_dir = untrained_model_dir(["task.lookback=24", "task.horizon=4"])
-    trained = load_trained(model_dir)
-    example = get_task("forecast").example_frame(trained.cfg, RunPaths(model_dir.parent))
+    # The winner's model differs from the others', so loading "the champion" can be told apart.
+    best_dir = untrained_model_dir(["task.lookback=24", "task.horizon=4", "model=gru"], "best")
+    trained = load_trained(best_dir)
+    example = get_task("forecast").example_frame(trained.cfg, RunPaths(best_dir.parent))
     client = MlflowClient(uri)
     experiment_id = ensure_experiment(uri, EXPERIMENT)
     runs = {}
@@ -51,7 +53,7 @@ def experiment(uri: str, untrained_model_dir) -> dict[str, str]:
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         if model:
-            log_pyfunc(uri, run_id, model_dir, example)
+            log_pyfunc(uri, run_id, best_dir if name == "best" else model_dir, example)
         client.set_terminated(run_id, status=status)
         runs[name] = run_id
     return {**runs, "example": example, "trained": trained}
@@ -71,7 +73,7 @@ def test_promote_registers_the_best_evaluated_run_under_the_alias(uri: str, expe
     np.testing.assert_allclose(served.predict(experiment["example"])["co2"], expected["co2"])
     # Batch prediction fetches the same model by its registry URI, weights only.
     fetched = load_model(f"models:/{EXPERIMENT}@champion")
-    assert fetched.cfg.model.name == "lstm"
+    assert fetched.cfg.model.name == "gru"
 
     again = promote(EXPERIMENT)  # the same winner: no duplicate version
     assert (again.run_id, again.version) == (experiment["best"], "1")
