@@ -174,11 +174,10 @@ def export_model(trained: TrainedModel, fmt: str, output: Path) -> Exported:
                 "that packs its sequences (pack_padded_sequence) even without lengths has no "
                 "ONNX form; export it to TorchScript instead."
             ) from err
-        fixed = None
-        if not _agrees(trained, load_exported(staging, fmt), 3, steps + 7):
+        fixed, run = None, load_exported(staging, fmt)
+        if not _agrees(trained, run, 3, steps + 7):
             write(trained, staging, dynamic_time=False)
-            fixed = steps
-        run = load_exported(staging, fmt)
+            fixed, run = steps, load_exported(staging, fmt)
         if not all(_agrees(trained, run, batch, steps) for batch in (1, 5)):
             raise ExportError(
                 f"The {fmt} export of {trained.cfg.model.name} does not reproduce the PyTorch "
