@@ -40,12 +40,20 @@ class Promotion:
         )
 
 
-def _logged_model_id(client: Any, experiment_id: str, run_id: str) -> str | None:
-    """The id of the run's logged ``model`` (MLflow 3 keeps models apart from run artifacts)."""
-    found = client.search_logged_models(
-        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = 'model'"
-    )
-    return found[0].model_id if len(found) else None
+def _logged_models(client: Any, experiment_id: str) -> dict[str, str]:
+    """Run id -> id of its logged ``model`` (MLflow 3 keeps models apart from run artifacts),
+    for the whole experiment in one paged search rather than one search per run."""
+    by_run: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_logged_models(
+            [experiment_id], filter_string="name = 'model'", page_token=token
+        )
+        for model in page:
+            by_run.setdefault(model.source_run_id, model.model_id)
+        token = page.token
+        if not token:
+            return by_run
 
 
 def best_run(client: Any, experiment: str, metric: str, mode: str) -> tuple[Any, str, int]:
@@ -65,11 +73,12 @@ def best_run(client: Any, experiment: str, metric: str, mode: str) -> tuple[Any,
         order_by=[f"metrics.`{metric}` {'ASC' if mode == 'min' else 'DESC'}"],
         max_results=1000,
     )
+    models = _logged_models(client, found.experiment_id)
     evaluated = [
-        (run, model_id)
+        (run, models[run.info.run_id])
         for run in runs
         if metric in run.data.metrics and any(key.startswith("test/") for key in run.data.metrics)
-        if (model_id := _logged_model_id(client, found.experiment_id, run.info.run_id))
+        if run.info.run_id in models
     ]
     if not evaluated:
         raise ConfigError(
