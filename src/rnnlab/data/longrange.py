@@ -56,6 +56,13 @@ def generate_copy(
     return {"symbols": rng.integers(1, n_symbols + 1, size=(n, copy_length))}
 
 
+def adding_inputs(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(n, T) values and (n, 2) marker positions -> (n, T, 2) network input."""
+    marker = np.zeros_like(values)
+    np.put_along_axis(marker, positions, 1.0, axis=1)
+    return np.stack([values, marker], axis=-1).astype(np.float32)
+
+
 def copy_sequences(
     symbols: np.ndarray, seq_len: int, n_symbols: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -122,12 +129,11 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 def _preview(arrays: dict[str, np.ndarray], data: DictConfig) -> pd.DataFrame:
     """The first few sequences in long form: one row per (sequence, step)."""
     if data.problem == "adding":
-        values = arrays["values"][:PREVIEW_SEQUENCES]
-        n, steps = values.shape
-        marker = np.zeros_like(values)
-        np.put_along_axis(marker, arrays["positions"][:n], 1.0, axis=1)
+        first = slice(PREVIEW_SEQUENCES)
+        x = adding_inputs(arrays["values"][first], arrays["positions"][first])
+        n, steps, _ = x.shape
         target = np.repeat(arrays["target"][:n], steps)
-        columns = {"value": values.ravel(), "marker": marker.ravel(), "target": target}
+        columns = {"value": x[..., 0].ravel(), "marker": x[..., 1].ravel(), "target": target}
     else:
         x, y = copy_sequences(arrays["symbols"][:PREVIEW_SEQUENCES], data.seq_len, data.n_symbols)
         n, steps = x.shape

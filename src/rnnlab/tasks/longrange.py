@@ -17,20 +17,13 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from rnnlab.data.longrange import copy_sequences, load_split
+from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
 from rnnlab.models.networks import RECURRENT_ARCHS
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, TaskData
-
-
-def adding_inputs(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """(n, T) values and (n, 2) marker positions -> (n, T, 2) network input."""
-    marker = np.zeros_like(values)
-    np.put_along_axis(marker, positions, 1.0, axis=1)
-    return np.stack([values, marker], axis=-1).astype(np.float32)
 
 
 class LongRangeDataset(Dataset):
