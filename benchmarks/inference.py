@@ -34,17 +34,22 @@ from _common import REPO, child_env, machine_info, machine_line, md_table, sigte
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def percentiles(run: Callable[[], Any], iterations: int, warmup: int) -> dict[str, float]:
-    import numpy as np
-
+def call_seconds(run: Callable[[], Any], calls: int, warmup: int) -> list[float]:
+    """Wall time of each of ``calls`` calls of ``run``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         run()
     times = []
-    for _ in range(iterations):
+    for _ in range(calls):
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
-    ms = np.array(times) * 1000
+    return times
+
+
+def percentiles(run: Callable[[], Any], iterations: int, warmup: int) -> dict[str, float]:
+    import numpy as np
+
+    ms = np.array(call_seconds(run, iterations, warmup)) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
@@ -53,13 +58,7 @@ def throughput(run: Callable[[], Any], batch: int, calls: int = 30) -> float:
     machine, unlike total wall time)."""
     import numpy as np
 
-    run()  # warm-up
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return batch / float(np.median(times))
+    return batch / float(np.median(call_seconds(run, calls, warmup=1)))
 
 
 def runtimes(trained: Any, scratch: Path) -> dict[str, Callable[[Any], Any]]:
@@ -197,6 +196,12 @@ def markdown(
             for r in net
         ],
     )
+    text = (
+        f"{machine_line(info)}\n\nModel: {model}. Single-sequence latency over {iterations} calls "
+        f"(one thread).\n\n{table}\n"
+    )
+    if not http:  # --skip-http
+        return text
     served = md_table(
         ["path", "p50 (ms)", "p99 (ms)"],
         [
@@ -213,9 +218,8 @@ def markdown(
         ],
     )
     return (
-        f"{machine_line(info)}\n\nModel: {model}. Single-sequence latency over {iterations} calls "
-        f"(one thread).\n\n{table}\n\nServed model, one request with {http['rows']} rows of "
-        f"raw history ({iterations} requests, client and server on the same machine):\n\n{served}\n"
+        f"{text}\nServed model, one request with {http['rows']} rows of raw history "
+        f"({iterations} requests, client and server on the same machine):\n\n{served}\n"
     )
 
 
@@ -249,15 +253,7 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write_json(args.json, {"machine": info, "model": model, "network": net, "served": http})
-    if http:
-        print(markdown(info, model, args.batch, args.iterations, net, http))
-    else:
-        print(
-            md_table(
-                ["runtime", "p50_ms", "p99_ms", "windows/s"],
-                [[r["runtime"], r["p50_ms"], r["p99_ms"], r["windows_per_s"]] for r in net],
-            )
-        )
+    print(markdown(info, model, args.batch, args.iterations, net, http))
 
 
 if __name__ == "__main__":
