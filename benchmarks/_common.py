@@ -93,6 +93,11 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="pytorch_lightning")
 
 
+def verdict(ok: bool) -> str:
+    """A target's verdict cell: a miss stands out."""
+    return "met" if ok else "**not met**"
+
+
 def write_json(path: str | Path | None, payload: Any) -> None:
     if path:
         Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

@@ -43,6 +43,7 @@ from _common import (
     md_table,
     median,
     sigterm_exits,
+    verdict,
     write_json,
 )
 
@@ -258,7 +259,6 @@ def to_markdown(res: dict[str, Any]) -> str:
         ]
         for i, c in enumerate(cold)
     ]
-    verdict = lambda ok: "met" if ok else "not met"  # noqa: E731
     lines = [
         "### Pipeline: `dvc repro` from nothing, then no-op",
         "",

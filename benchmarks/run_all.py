@@ -29,6 +29,7 @@ from _common import (
     md_table,
     python,
     sigterm_exits,
+    verdict,
     write_json,
 )
 
@@ -55,10 +56,6 @@ def run(name: str, quick: bool, extra: list[str]) -> tuple[dict[str, Any], str, 
         if done.returncode != 0:
             raise SystemExit(f"{script} failed with exit code {done.returncode}")
         return json.loads(out.read_text()), done.stdout.strip(), seconds
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**not met**"
 
 
 def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
