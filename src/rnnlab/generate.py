@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnlab.cli import user_errors_exit
@@ -27,11 +26,6 @@ def load_language_model(source: str) -> TrainedModel:
     """A trained LM from a directory or an MLflow model URI (``rnnlab.predict.load_model``)."""
     from rnnlab.predict import load_model
 
-    if ":/" not in source and not Path(source).is_dir():
-        raise ConfigError(
-            f"--model {source!r} is neither a model directory nor an MLflow URI "
-            "(runs:/<run id>/model, models:/<name>@<alias>)."
-        )
     trained = load_model(source)
     if trained.cfg.task.name != "lm":
         raise ConfigError(f"{source} is a {trained.cfg.task.name} model; generation needs task=lm.")

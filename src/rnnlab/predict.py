@@ -42,6 +42,11 @@ SEQUENCE_UNIT = "sequence"
 def load_model(source: str) -> TrainedModel:
     """A trained-model directory, or an MLflow URI of a model logged by rnnlab."""
     if ":/" not in source:
+        if not Path(source).is_dir():
+            raise DataError(
+                f"--model {source!r} is neither a model directory nor an MLflow URI "
+                "(runs:/<run id>/model, models:/<name>@<alias>)."
+            )
         return load_trained(Path(source))
     import mlflow
 
