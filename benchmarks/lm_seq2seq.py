@@ -38,6 +38,7 @@ from _common import (
     machine_info,
     machine_line,
     md_table,
+    sigterm_exits,
     write_json,
 )
 
@@ -239,6 +240,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--keep", help="keep the runs (MLflow db, job dirs) in this directory")
     args = parser.parse_args()
+    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
+        # Its mlflow.db would mix earlier runs into these tables.
+        parser.error(f"--keep {args.keep} is not empty; give a new directory.")
+    sigterm_exits()
     info = machine_info()
     report: dict[str, Any] = {"machine": info}
     with tempfile.TemporaryDirectory(prefix="lm-seq2seq-") as tmp:
