@@ -8,6 +8,8 @@ initialise a decoder).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -19,6 +21,18 @@ NONLINEARITIES: tuple[str, ...] = ("tanh", "relu")
 
 # h_n for RNN/GRU, (h_n, c_n) for LSTM; each (num_layers * num_directions, B, H).
 State = Tensor | tuple[Tensor, Tensor]
+
+
+def hidden_of(state: State) -> Tensor:
+    """h_n of a state, whatever the cell."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def map_state(fn: Callable[..., Tensor], *states: State) -> State:
+    """``fn`` applied to h (and to c for an LSTM) of one or more states of the same cell."""
+    if isinstance(states[0], tuple):
+        return tuple(fn(*parts) for parts in zip(*states, strict=True))
+    return fn(*states)
 
 
 class RecurrentEncoder(nn.Module):
@@ -114,7 +128,7 @@ class RecurrentEncoder(nn.Module):
                 packed_outputs, batch_first=True, total_length=steps
             )  # (B, T, D)
 
-        h_n = state[0] if isinstance(state, tuple) else state  # (L * dirs, B, H)
+        h_n = hidden_of(state)  # (L * dirs, B, H)
         top = h_n.view(self.num_layers, self.num_directions, batch, self.hidden_size)[-1]
         last = top.transpose(0, 1).reshape(batch, self.output_size)  # (B, D)
         return outputs, last, state

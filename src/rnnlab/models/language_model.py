@@ -7,15 +7,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnlab.models.encoders import RecurrentEncoder, State
+from rnnlab.models.encoders import RecurrentEncoder, State, map_state
 from rnnlab.models.init import init_weights
 
 
 def detach_state(state: State) -> State:
     """Cut the graph at a batch boundary (truncated BPTT), keeping the values; LSTM-aware."""
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
+    return map_state(Tensor.detach, state)
 
 
 class RecurrentLanguageModel(nn.Module):

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.models.attention import build_attention, lengths_to_mask
-from rnnlab.models.encoders import RecurrentEncoder, State
+from rnnlab.models.encoders import RecurrentEncoder, State, hidden_of, map_state
 from rnnlab.models.init import init_weights
 
 SEQ2SEQ_ATTENTION: tuple[str, ...] = ("none", "additive", "dot", "general")
@@ -24,15 +24,9 @@ def build_decoder_attention(kind: str, dim: int) -> nn.Module | None:
     return None if kind == "none" else build_attention(kind, dim)
 
 
-def _top_hidden(state: State) -> Tensor:
-    return (state[0] if isinstance(state, tuple) else state)[-1]  # (B, H)
-
-
 def _select(state: State, index: Tensor) -> State:
     """Pick batch rows ``index`` of a state (beams that survive a step)."""
-    if isinstance(state, tuple):
-        return tuple(s[:, index] for s in state)
-    return state[:, index]
+    return map_state(lambda s: s[:, index], state)
 
 
 class Seq2Seq(nn.Module):
@@ -86,7 +80,7 @@ class Seq2Seq(nn.Module):
         if self.attention is None:
             out, _, state = self.decoder(embedded.unsqueeze(1), None, state)  # (B, 1, H)
             return self.output(out[:, 0]), state, None
-        context, weights = self.attention(_top_hidden(state), memory, mask)  # (B, H), (B, S)
+        context, weights = self.attention(hidden_of(state)[-1], memory, mask)  # (B, H), (B, S)
         step_in = torch.cat([embedded, context], dim=-1).unsqueeze(1)  # (B, 1, E + H)
         out, _, state = self.decoder(step_in, None, state)  # (B, 1, H)
         return self.output(torch.cat([out[:, 0], context], dim=-1)), state, weights

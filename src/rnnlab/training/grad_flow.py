@@ -12,6 +12,7 @@ last step back to the first, hence the log scale of the plot.
 from __future__ import annotations
 
 import csv
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
-from rnnlab.models.encoders import RecurrentEncoder, State
+from rnnlab.models.encoders import RecurrentEncoder, State, hidden_of, map_state
 
 CSV_NAME, FIGURE_NAME = "grad_flow.csv", "grad_flow.png"
 
@@ -43,21 +44,15 @@ def unrolled_forward(
         _, new_state = encoder.rnn(x[:, t : t + 1], state)
         if lengths is not None and state is not None:
             active = (t < lengths.to(x.device))[None, :, None]  # (1, B, 1)
-            new_state = _where(active, new_state, state)
+            new_state = map_state(partial(torch.where, active), new_state, state)
         state = new_state
-        h = state[0] if isinstance(state, tuple) else state  # (L, B, H)
+        h = hidden_of(state)  # (L, B, H)
         states.append(h)
         outputs.append(h[-1])
     stacked = torch.stack(outputs, dim=1)  # (B, T, H)
     if lengths is not None:
         stacked = stacked * (torch.arange(steps)[None, :] < lengths[:, None]).unsqueeze(-1)
     return stacked, states[-1][-1], state
-
-
-def _where(active: Tensor, new: State, old: State) -> State:
-    if isinstance(new, tuple):
-        return tuple(torch.where(active, n, o) for n, o in zip(new, old, strict=True))
-    return torch.where(active, new, old)
 
 
 def hidden_grad_norms(module: pl.LightningModule, batch: dict[str, Tensor]) -> list[float]:
