@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_meta
+from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
@@ -41,8 +42,7 @@ def load_text(data: DictConfig, root: Path) -> str:
 
 def split_blocks(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     """End of train and end of val for contiguous blocks train | val | test of ``n`` tokens."""
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    check_split_fractions(val_fraction, test_fraction)
     n_val, n_test = int(n * val_fraction), int(n * test_fraction)
     if min(n_val, n_test) < 2 or n - n_val - n_test < 2:
         raise DataError(

@@ -88,6 +88,12 @@ def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int
     return n - val_rows - test_rows, val_rows, test_rows
 
 
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Validation and test shares of the data: each in (0, 1), together below 1."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+
+
 def chronological_split(
     n: int, val_fraction: float, test_fraction: float, lookback: int, horizon: int
 ) -> SplitBounds:
@@ -96,8 +102,7 @@ def chronological_split(
     Train must hold at least one whole window (lookback + horizon rows); validation and test
     windows read their lookback from the rows before them, so they need ``horizon`` rows each.
     """
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    check_split_fractions(val_fraction, test_fraction)
 
     def fits(rows: int) -> bool:
         train, val, test = _split_sizes(rows, val_fraction, test_fraction)

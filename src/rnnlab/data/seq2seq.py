@@ -17,6 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_meta
+from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
@@ -148,8 +149,7 @@ def read_pairs(path: Path) -> pd.DataFrame:
 def split_pairs(
     pairs: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, pd.DataFrame]:
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+    check_split_fractions(val_fraction, test_fraction)
     n = len(pairs)
     n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
     if n - n_val - n_test < 1:
