@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnlab.errors import ConfigError
 from rnnlab.models.encoders import RecurrentEncoder, State, map_state
 from rnnlab.models.init import init_weights
 
@@ -40,9 +41,10 @@ class RecurrentLanguageModel(nn.Module):
     ) -> None:
         super().__init__()
         if tie_weights and embedding_dim != hidden_size:
-            raise ValueError(
-                f"Weight tying needs embedding_dim == hidden_size, got {embedding_dim} and "
-                f"{hidden_size}; set task.embedding_dim={hidden_size} or turn tying off."
+            raise ConfigError(
+                f"task.tie_weights needs task.embedding_dim == model.hidden_size, got "
+                f"{embedding_dim} and {hidden_size}; set task.embedding_dim={hidden_size} or "
+                "task.tie_weights=false."
             )
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.drop = nn.Dropout(dropout)

@@ -127,12 +127,6 @@ class LanguageModelTask:
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
         options = recurrent_options(cfg, "a bidirectional language model would see the future.")
-        if cfg.task.tie_weights and cfg.task.embedding_dim != cfg.model.hidden_size:
-            raise ConfigError(
-                f"task.tie_weights needs task.embedding_dim == model.hidden_size, got "
-                f"{cfg.task.embedding_dim} and {cfg.model.hidden_size}; set "
-                f"task.embedding_dim={cfg.model.hidden_size} or task.tie_weights=false."
-            )
         return RecurrentLanguageModel(
             meta["vocab_size"],
             cfg.task.embedding_dim,
