@@ -142,12 +142,12 @@ def apply_nice(increment: int) -> int:
 
 
 def hydra_multirun(overrides: Sequence[str], scratch: Path, cwd: Path = REPO) -> float:
-    """``python -m rnnlab.train -m`` into ``scratch`` (its own ``mlflow.db`` and ``multirun/``),
+    """``python -m rnnlab.app -m`` into ``scratch`` (its own ``mlflow.db`` and ``multirun/``),
     one torch thread per process, no logged models; returns the wall time in seconds."""
     command = [
         python(),
         "-m",
-        "rnnlab.train",
+        "rnnlab.app",
         "-m",
         *overrides,
         "logger.log_model=false",

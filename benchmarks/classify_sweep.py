@@ -2,7 +2,7 @@
 
 One Hydra multirun through the real front door,
 
-    python -m rnnlab.train -m task=classify data=<data> model=<all variants> seed=<seeds>
+    python -m rnnlab.app -m task=classify data=<data> model=<all variants> seed=<seeds>
 
 with ``MLFLOW_TRACKING_URI`` pointing at a temporary sqlite file; the table is then read back
 from MLflow (``test/model/accuracy``, ``test/model/macro_f1``, ``train/train_seconds``, ...), so

@@ -70,11 +70,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from rnnlab.config import compose, validate
+    from rnnlab.lightning.module import SequenceModule
+    from rnnlab.lightning.trainer import build_trainer, configure_cpu
     from rnnlab.paths import RunPaths
     from rnnlab.stages.train import _loaders
     from rnnlab.tasks import get_task
-    from rnnlab.training.module import SequenceModule
-    from rnnlab.training.trainer import build_trainer, configure_cpu
 
     overrides = [
         f"model={args.model}",

@@ -70,10 +70,10 @@ def setup(epochs: int, overrides: list[str], workdir: Path, threads: int = 0) ->
     import torch
 
     from rnnlab.config import compose, validate
+    from rnnlab.lightning.trainer import configure_cpu
     from rnnlab.paths import RunPaths
     from rnnlab.stages.prepare import run_prepare
     from rnnlab.tasks import get_task
-    from rnnlab.training.trainer import configure_cpu
 
     # 1 warm-up + ``epochs`` timed + 1 trailing epoch: Lightning's epoch k is timed from its start
     # to the start of epoch k + 1, so the last epoch (which also carries one-off end-of-fit work
@@ -205,8 +205,8 @@ def _plain_trainer(ctx: Context, ckpt_dir: Path, variant: str) -> Any:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
-    from rnnlab.training.callbacks import EpochLine, History
-    from rnnlab.training.grad_flow import GradientFlow
+    from rnnlab.lightning.callbacks import EpochLine, History
+    from rnnlab.lightning.grad_flow import GradientFlow
 
     tc, monitor = ctx.cfg.trainer, ctx.cfg.task.monitor
     callbacks: list[Any] = []
@@ -247,8 +247,8 @@ def _plain_trainer(ctx: Context, ckpt_dir: Path, variant: str) -> Any:
 def run_lightning(ctx: Context, variant: str = "build_trainer") -> dict[str, Any]:
     """One fit. ``build_trainer``: exactly run_train's trainer (logger False). ``mlflow``: the
     same with the MLFlowLogger run_train uses (temp sqlite). Others: see ``_plain_trainer``."""
-    from rnnlab.training.module import SequenceModule
-    from rnnlab.training.trainer import build_trainer
+    from rnnlab.lightning.module import SequenceModule
+    from rnnlab.lightning.trainer import build_trainer
 
     model, train, val = fresh_model_and_loaders(ctx)
     timer = _timer_callback()

@@ -1,6 +1,6 @@
 """Language modelling and sequence-to-sequence targets, through the real front door.
 
-Two Hydra multiruns (``python -m rnnlab.train -m ...``), ``MLFLOW_TRACKING_URI`` pointing at a
+Two Hydra multiruns (``python -m rnnlab.app -m ...``), ``MLFLOW_TRACKING_URI`` pointing at a
 temporary sqlite file; the tables are read back from MLflow, as a user would see them.
 
 ``lm``: every recurrent variant on the default corpus (CPython's ``pydoc_data.topics``), char

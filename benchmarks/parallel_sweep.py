@@ -1,6 +1,6 @@
 """Parallel sweep: 8 jobs with 2 joblib workers against the same 8 jobs one at a time.
 
-Each mode runs ``python -m rnnlab.train -m`` in a fresh temporary directory with
+Each mode runs ``python -m rnnlab.app -m`` in a fresh temporary directory with
 ``MLFLOW_TRACKING_URI`` pointing at a brand-new sqlite file (the case that races without the
 parent-side setup). Reported: wall time of the whole sweep, and how many finished training runs
 landed in MLflow, in the right experiment, as children of the sweep's parent run.

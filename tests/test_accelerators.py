@@ -10,9 +10,9 @@ from pytorch_lightning.accelerators import CPUAccelerator
 
 from rnnlab.config import compose, validate
 from rnnlab.io import read_json
+from rnnlab.lightning.trainer import build_trainer
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
-from rnnlab.training.trainer import build_trainer
 
 QUICK = ["experiment=quick", "task.lookback=52", "task.horizon=8", "logger=none"]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

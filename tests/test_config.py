@@ -419,7 +419,7 @@ def test_run_paths_layout(tmp_path):
 def test_num_threads_is_validated_and_applied(compose_cfg):
     import torch
 
-    from rnnlab.training.trainer import configure_cpu
+    from rnnlab.lightning.trainer import configure_cpu
 
     with pytest.raises(
         ConfigError, match=r"`trainer.num_threads=0` is out of range; it must be >= 1"

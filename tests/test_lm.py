@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from rnnlab import config
 from rnnlab.data import prepare_task_data
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
 from rnnlab.model_store import load_trained
 from rnnlab.models.language_model import RecurrentLanguageModel, sample
 from rnnlab.paths import RunPaths
@@ -23,7 +24,6 @@ from rnnlab.pipeline import run_pipeline
 from rnnlab.tasks import get_task
 from rnnlab.tasks.lm import ContiguousBatches, generate_text
 from rnnlab.tasks.ngram import NgramBaselines
-from rnnlab.training.sequence_modules import TruncatedBPTTModule
 
 TINY = ["logger=none", "trainer=fast", "trainer.grad_flow_batches=0", "model.hidden_size=32"]
 

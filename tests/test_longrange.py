@@ -13,11 +13,11 @@ import torch
 from rnnlab import config
 from rnnlab.data.longrange import copy_sequences, generate_adding, load_split, prepare
 from rnnlab.errors import ConfigError
+from rnnlab.lightning.grad_flow import hidden_grad_norms, unrolled_forward
+from rnnlab.lightning.module import SequenceModule
 from rnnlab.models import RecurrentEncoder
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.longrange import LongRangeDataset, LongRangeTask
-from rnnlab.training.grad_flow import hidden_grad_norms, unrolled_forward
-from rnnlab.training.module import SequenceModule
 
 SMALL = ["data.n_train=64", "data.n_val=16", "data.n_test=16"]
 

@@ -133,7 +133,7 @@ def test_hydra_multirun_logs_one_run_per_variant_in_one_experiment(
     cmd = [
         sys.executable,
         "-m",
-        "rnnlab.train",
+        "rnnlab.app",
         "-m",
         f"model={','.join(variants)}",
         *QUICK,

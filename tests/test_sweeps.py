@@ -117,7 +117,7 @@ def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
-        "rnnlab.train",
+        "rnnlab.app",
         "-m",
         "experiment=parallel",
         "data=sunspots",

@@ -3,7 +3,7 @@
 A sweep gets one parent MLflow run; each job's run becomes its child (``mlflow ui`` groups
 them). The parent's id travels to the jobs in a file in the sweep directory rather than in an
 environment variable: joblib reuses worker processes across sweeps, so their environment may
-predate this sweep. Jobs that failed leave a marker file (``rnnlab.train``); the parent lists
+predate this sweep. Jobs that failed leave a marker file (``rnnlab.app``); the parent lists
 them when the sweep ends, then writes the sweep's comparison report (``rnnlab.report``) to
 ``<sweep dir>/report/`` and logs it to the parent run.
 """

@@ -10,10 +10,10 @@ from rnnlab.paths import RunPaths
 
 
 def run_pipeline(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    from rnnlab.lightning import is_primary_process
     from rnnlab.stages.evaluate import run_evaluate
     from rnnlab.stages.prepare import run_prepare
     from rnnlab.stages.train import run_train
-    from rnnlab.training import is_primary_process
 
     if not is_primary_process():  # a DDP worker: rank 0 has prepared the data already
         return {"train": run_train(cfg, paths)}

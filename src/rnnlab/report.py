@@ -201,7 +201,7 @@ def grad_flow_curves(client: Any, runs: pd.DataFrame) -> list[tuple[dict, dict]]
     """(run, {stage: mean ||dL/dh_t|| per t}) for one run per (T, cell), clipped runs first."""
     import tempfile
 
-    from rnnlab.training.grad_flow import mean_curves  # imports Lightning: --study only
+    from rnnlab.lightning.grad_flow import mean_curves  # imports Lightning: --study only
 
     curves = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -249,7 +249,7 @@ def grad_flow_chart(curves: list[tuple[dict, dict]]) -> Any:
     """Mean ||dL/dh_t|| per cell (log scale): one column per T, rows start / end of training."""
     import matplotlib
 
-    from rnnlab.training.grad_flow import plot_curve
+    from rnnlab.lightning.grad_flow import plot_curve
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -16,15 +16,15 @@ from torch.utils.data import DataLoader
 from rnnlab import tracking
 from rnnlab.errors import TrainingError
 from rnnlab.io import atomic_dir, write_json, write_text_atomic
+from rnnlab.lightning import is_primary_process
+from rnnlab.lightning.grad_flow import CSV_NAME as GRAD_FLOW_CSV
+from rnnlab.lightning.grad_flow import FIGURE_NAME as GRAD_FLOW_FIGURE
+from rnnlab.lightning.module import SequenceModule
+from rnnlab.lightning.trainer import build_trainer, configure_cpu
 from rnnlab.model_store import save_trained
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
 from rnnlab.tasks import get_task
-from rnnlab.training import is_primary_process
-from rnnlab.training.grad_flow import CSV_NAME as GRAD_FLOW_CSV
-from rnnlab.training.grad_flow import FIGURE_NAME as GRAD_FLOW_FIGURE
-from rnnlab.training.module import SequenceModule
-from rnnlab.training.trainer import build_trainer, configure_cpu
 
 
 def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:

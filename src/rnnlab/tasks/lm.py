@@ -22,13 +22,13 @@ from torch.utils.data import Dataset
 from rnnlab.data.lm import load_prepared
 from rnnlab.data.text_tokens import Vocabulary, detokenize, tokenize
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.language_model import RecurrentLanguageModel, detach_state, sample
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, TaskData
 from rnnlab.tasks.ngram import NgramBaselines
 from rnnlab.tasks.recurrent import recurrent_options
-from rnnlab.training.sequence_modules import TruncatedBPTTModule
 
 EVAL_BATCH = 8  # parallel rows when scoring val/test: wide enough to be fast, few cut tokens
 

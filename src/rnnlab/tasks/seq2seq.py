@@ -19,12 +19,12 @@ from torch.utils.data import Dataset
 from rnnlab.data.seq2seq import TARGET_SPECIALS, load_prepared
 from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, detokenize, tokenize
 from rnnlab.errors import DataError
+from rnnlab.lightning.sequence_modules import TeacherForcingModule
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.seq2seq import Seq2Seq
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, TaskData
 from rnnlab.tasks.recurrent import recurrent_options
-from rnnlab.training.sequence_modules import TeacherForcingModule
 
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
 HEATMAPS = 4

@@ -1,7 +1,7 @@
 """The Hydra app: compose ``conf/`` and run prepare -> train -> evaluate in one process.
 
-    python -m rnnlab.train model=gru trainer.max_epochs=20
-    python -m rnnlab.train -m model=rnn,lstm,gru,bilstm,lstm_attn,mlp,transformer
+    python -m rnnlab.app model=gru trainer.max_epochs=20
+    python -m rnnlab.app -m model=rnn,lstm,gru,bilstm,lstm_attn,mlp,transformer
 
 Each job writes under its own Hydra output directory and logs one MLflow run; the returned
 value (the monitored validation loss) is what hyper-parameter sweepers optimise.

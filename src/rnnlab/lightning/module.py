@@ -30,7 +30,7 @@ class SequenceModule(pl.LightningModule):
 
     def predict_batch(self, batch: dict[str, Tensor], split: str) -> Tensor:
         """The prediction the loss is computed on; tasks with stateful or teacher-forced models
-        override this in a subclass (see ``rnnlab.training.sequence_modules``)."""
+        override this in a subclass (see ``rnnlab.lightning.sequence_modules``)."""
         # Batches are dicts: "x", "y", and "lengths" for right-padded variable-length input.
         return self.model(batch["x"], batch.get("lengths"))
 

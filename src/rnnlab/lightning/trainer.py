@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-from rnnlab.training.callbacks import EpochLine, History
-from rnnlab.training.grad_flow import GradientFlow
+from rnnlab.lightning.callbacks import EpochLine, History
+from rnnlab.lightning.grad_flow import GradientFlow
 
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:

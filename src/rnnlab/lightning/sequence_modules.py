@@ -12,9 +12,9 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from rnnlab.lightning.module import LossFn, SequenceModule
 from rnnlab.models.encoders import State
 from rnnlab.models.language_model import detach_state
-from rnnlab.training.module import LossFn, SequenceModule
 
 
 class TruncatedBPTTModule(SequenceModule):
