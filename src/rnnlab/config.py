@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,9 @@ class TrainerConfig:
     mkldnn: bool = True
     num_threads: int | None = at_least(None, 1)  # torch CPU threads; null: torch's default
     limit_train_batches: float = 1.0
+    # Wall-clock budget for fitting (Lightning's max_time): "DD:HH:MM:SS", a dict such as
+    # {minutes: 10}, or seconds; null: none. The best checkpoint so far is then evaluated.
+    max_time: Any = None
     grad_flow_batches: int = at_least(2, 0)  # batches probed for ||dL/dh_t||; 0: off
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -270,8 +274,42 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         ("logger", LoggerConfig),
     ):
         _check_fields(merged[section], dataclass_type, section)
+    max_time(merged.trainer)
     OmegaConf.set_readonly(merged, True)
     return merged
+
+
+TIME_UNITS = ("days", "hours", "minutes", "seconds")
+
+
+def max_time(trainer_cfg: DictConfig) -> timedelta | None:
+    """``trainer.max_time`` as a duration (None: no budget); a malformed value is a ConfigError."""
+    value = trainer_cfg.max_time
+    if value is None:
+        return None
+    if isinstance(value, DictConfig):
+        value = OmegaConf.to_container(value)
+    try:
+        if isinstance(value, str):
+            parts = [float(part) for part in value.split(":")]
+            if len(parts) != 4:
+                raise ValueError
+            budget = timedelta(**dict(zip(TIME_UNITS, parts, strict=True)))
+        elif isinstance(value, dict):
+            budget = timedelta(**{unit: float(value[unit]) for unit in value})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            budget = timedelta(seconds=value)
+        else:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"`trainer.max_time={value}` is not a duration; write it as DD:HH:MM:SS (e.g. "
+            f"trainer.max_time=00:00:10:00), a dict with keys {list(TIME_UNITS)} (e.g. "
+            "'trainer.max_time={minutes: 10}') or a number of seconds."
+        ) from None
+    if budget <= timedelta(0):
+        raise ConfigError(f"`trainer.max_time={value}` must be a positive duration (or null).")
+    return budget
 
 
 def _data_sources(data_schema: type) -> tuple[str, ...]:

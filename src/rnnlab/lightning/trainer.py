@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
+from rnnlab.config import max_time
 from rnnlab.lightning.callbacks import EpochLine, History
 from rnnlab.lightning.grad_flow import GradientFlow
 
@@ -46,6 +47,7 @@ def build_trainer(
         callbacks.append(GradientFlow(checkpoint_dir, trainer_cfg.grad_flow_batches))
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,
+        max_time=max_time(trainer_cfg),
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
         strategy=trainer_cfg.strategy,

@@ -1,0 +1,69 @@
+"""`trainer.max_time`: a wall-clock budget honoured by every task; the run then ends normally."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from rnnlab.config import max_time
+from rnnlab.errors import ConfigError
+from rnnlab.io import read_json
+from rnnlab.paths import RunPaths
+from rnnlab.pipeline import run_pipeline
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("trainer.max_time=00:00:10:00", timedelta(minutes=10)),
+        ("trainer.max_time={minutes:1,seconds:30}", timedelta(seconds=90)),
+        ("trainer.max_time=45", timedelta(seconds=45)),
+        ("trainer.max_time=null", None),
+    ],
+)
+def test_max_time_forms_are_read_as_durations(compose_cfg, value, expected) -> None:
+    assert max_time(compose_cfg([value]).trainer) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("trainer.max_time=10min", "not a duration; write it as DD:HH:MM:SS"),
+        ("trainer.max_time=00:10:00", "not a duration"),
+        ("trainer.max_time={mins:10}", "not a duration"),
+        ("trainer.max_time=0", "must be a positive duration"),
+    ],
+)
+def test_a_malformed_budget_is_refused_before_any_work(compose_cfg, value, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        compose_cfg([value])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["task=lm", "data=pydoc_topics", "data.max_chars=60000", "task.bptt=16"],
+        ["task=classify", "data=japanese_vowels", "trainer.batch_size=8"],
+    ],
+    ids=["lm", "classify"],
+)
+def test_a_run_stopped_by_its_budget_evaluates_its_best_checkpoint(
+    tmp_path, compose_cfg, overrides
+) -> None:
+    cfg = compose_cfg(
+        [
+            *overrides,
+            "logger=none",
+            "experiment=quick",
+            "trainer.max_epochs=1000",
+            "trainer.max_time=1",
+            "trainer.grad_flow_batches=0",
+        ]
+    )
+    result = run_pipeline(cfg, RunPaths(tmp_path))
+    train = read_json(tmp_path / "metrics" / "train.json")
+    assert 1 <= train["epochs"] < 1000
+    assert train["train_seconds"] < 30
+    assert result["evaluate"]["test"]["model"]
+    assert (tmp_path / "models").is_dir()
