@@ -54,6 +54,7 @@ class ForecastDataConfig:
     covariate_columns: list[str] = field(default_factory=list)
     seasonal_period: int = at_least(52, 1)
     missing: str = choice("interpolate", ("interpolate", "ffill", "drop", "error"))
+    unsorted: str = choice("sort", ("sort", "error"))  # rows out of time order: sort or refuse
     scaling: str = choice("standard", ("standard", "minmax", "none"))
     val_fraction: float = 0.15
     test_fraction: float = 0.15

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import checks, read_prepared_meta
 from rnnlab.data.preprocessing import (
     Scaler,
     SplitBounds,
@@ -43,16 +43,27 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     if overlap:
         raise DataError(f"Columns {sorted(overlap)} are both targets and covariates; pick one.")
     source = data.path if data.source == "csv" else f"the {data.source} dataset"
-    raw = select_columns(
-        load_series(data, paths.root), data.time_column, [*targets, *covariates], str(source)
-    )
     columns = [*targets, *covariates]
+    series = load_series(data, paths.root)
+    raw = select_columns(series, data.time_column, columns, str(source), data.unsorted)
     filled, n_missing = fill_missing(raw, columns, data.missing)
     bounds = chronological_split(
         len(filled), data.val_fraction, data.test_fraction, task.lookback, task.horizon
     )
     values = filled[columns].to_numpy()
-    scaler = Scaler.fit(values[: bounds.val_start], data.scaling)
+    train = values[: bounds.val_start]
+    checks.check_target_varies(train[:, : len(targets)], targets, str(source))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        scaler = Scaler.fit(train, data.scaling)
+    checks.check_scalable(
+        values,
+        bounds.val_start,
+        scaler.loc,
+        scaler.scale,
+        columns,
+        filled[data.time_column],
+        str(source),
+    )
     prepared = filled.copy()
     prepared[columns] = scaler.transform(values)
     prepared.insert(1, "split", _split_labels(bounds))

@@ -10,15 +10,25 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from rnnlab.data import checks
 from rnnlab.errors import DataError
 
 MISSING_POLICIES = ("interpolate", "ffill", "drop", "error")
 
 
 def select_columns(
-    frame: pd.DataFrame, time_column: str, value_columns: list[str], source: str
+    frame: pd.DataFrame,
+    time_column: str,
+    value_columns: list[str],
+    source: str,
+    unsorted: str = "sort",
 ) -> pd.DataFrame:
-    """Keep the time and value columns, with parsed dates and numeric values, sorted by time."""
+    """Keep the time and value columns, with parsed dates and numeric values, sorted by time.
+
+    Empty rows are dropped; bad dates, text, infinite values and repeated timestamps are refused
+    with their rows (``rnnlab.data.checks``); ``unsorted`` says whether rows out of time order are
+    sorted with a notice or refused.
+    """
     wanted = [time_column, *value_columns]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
@@ -26,28 +36,22 @@ def select_columns(
             f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}. "
             "Set `data.time_column`, `data.target_columns` and `data.covariate_columns` to match."
         )
-    out = frame[wanted].copy()
-    try:
-        out[time_column] = pd.to_datetime(out[time_column])
-    except (ValueError, TypeError) as err:
-        raise DataError(
-            f"Column `{time_column}` of {source} has values that are not dates ({err}). "
-            "Use ISO dates such as 2024-01-31, or point `data.time_column` at the right column."
-        ) from None
+    out = checks.drop_empty_rows(frame, source)[wanted].copy()
+    out[time_column] = checks.parse_dates(out[time_column], time_column, source)
     for column in value_columns:
         numeric = pd.to_numeric(out[column], errors="coerce")
         bad = numeric.isna() & out[column].notna()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            index = out.index[bad.to_numpy()][0]
             raise DataError(
-                f"Column `{column}` of {source} is not numeric: row {row + 2} of the file holds "
-                f"{out[column].iloc[row]!r}. Fix or remove such rows; leave a cell empty to mark "
-                "a missing value."
+                f"Column `{column}` of {source} is not numeric: row {checks.file_row(index)} of "
+                f"the file holds {out[column].loc[index]!r}. Fix or remove such rows; leave a "
+                "cell empty to mark a missing value."
             )
         out[column] = numeric.astype("float64")
-    if out[time_column].duplicated().any():
-        raise DataError(f"{source} has repeated timestamps in `{time_column}`; keep one row each.")
-    return out.sort_values(time_column).reset_index(drop=True)
+    checks.check_finite(out, value_columns, source)
+    checks.check_unique_times(out[time_column], time_column, source)
+    return checks.order_by_time(out, time_column, source, unsorted).reset_index(drop=True)
 
 
 def fill_missing(frame: pd.DataFrame, columns: list[str], policy: str) -> tuple[pd.DataFrame, int]:

@@ -78,12 +78,14 @@ def parse_long(
         )
     if not channels:
         raise DataError(f"{source} has no channel columns besides {keys}; add the measurements.")
-    values = frame[channels].apply(pd.to_numeric, errors="coerce")
-    bad = values.isna().to_numpy()
+    matrix = frame[channels].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(matrix)
     if bad.any():
         row, col = (int(v[0]) for v in np.nonzero(bad))
         value = frame[channels[col]].iloc[row]
         found = "empty" if pd.isna(value) else f"{_plain(value)!r}, not a number"
+        if np.isinf(matrix[row, col]):
+            found = f"{matrix[row, col]}, not a finite number"
         raise DataError(
             f"{source}, row {row + 2} (sequence {_plain(frame[id_column].iloc[row])!r}, step "
             f"{_plain(frame[step_column].iloc[row])!r}): channel `{channels[col]}` is {found}. "
@@ -104,7 +106,6 @@ def parse_long(
             f"{source}, row {row + 2}: sequence {_plain(frame[id_column].iloc[row])!r} repeats "
             f"step {_plain(frame[step_column].iloc[row])!r}; keep one row per (sequence, step)."
         )
-    matrix = values.to_numpy(np.float64)
     ids, sequences, labels = [], [], []
     for seq_id, part in table.groupby(id_column, sort=False):
         rows = part.sort_values(step_column)["_row"].to_numpy()

@@ -90,10 +90,15 @@ def resolve_user_path(path: str | None, root: Path, key: str = "path") -> Path:
     if not path:
         raise DataError(f"`data.{key}` is not set; point it at your file under data/external/.")
     resolved = Path(path)
-    if resolved.is_absolute():
-        return resolved
-    in_root = root / resolved
-    return in_root if in_root.exists() else repo_root() / resolved
+    if not resolved.is_absolute():
+        in_root = root / resolved
+        resolved = in_root if in_root.exists() else repo_root() / resolved
+    if resolved.is_dir():
+        raise DataError(
+            f"`data.{key}` points at the directory {resolved}; point it at a file inside it "
+            f"(for example `-S data.{key}={Path(path) / 'my.csv'}`)."
+        )
+    return resolved
 
 
 def load_series(data_cfg, root: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from rnnlab.data.checks import model_input
 from rnnlab.data.forecast import PreparedSeries, load_prepared
 from rnnlab.data.preprocessing import Scaler, make_windows, window_starts
 from rnnlab.errors import DataError
@@ -121,11 +122,8 @@ class ForecastTask:
                 f"Input has {len(frame)} rows; the model needs the last {lookback} "
                 "(task.lookback) rows of history."
             )
-        recent = frame[columns].iloc[-lookback:]
-        values = recent.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-        if not np.isfinite(values).all():
-            raise DataError(f"Input columns {columns} must be numbers with no missing values.")
         scaler = Scaler(**meta["scaler"])
+        values = model_input(frame.iloc[-lookback:], columns, scaler.loc, scaler.scale)
         x = torch.from_numpy(scaler.transform(values).astype(np.float32))[None]  # (1, L, F)
         with torch.no_grad():
             scaled = trained.model(x)[0].numpy().astype(np.float64)  # (H, targets)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from rnnlab.data.checks import model_input
 from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.model_store import TrainedModel
@@ -130,9 +131,7 @@ class LongRangeTask:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"Input lacks column(s) {missing}; one row per step with {columns}.")
-        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-        if not np.isfinite(values).all():
-            raise DataError(f"Input columns {columns} must be numbers with no missing values.")
+        values = model_input(frame, columns)
         if meta["problem"] == "adding":
             x = torch.from_numpy(values.astype(np.float32))[None]  # (1, T, 2)
             with torch.no_grad():
