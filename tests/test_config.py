@@ -19,6 +19,7 @@ from rnnlab import config
 from rnnlab.errors import ConfigError
 from rnnlab.io import atomic_dir, read_json, write_json
 from rnnlab.paths import RunPaths, repo_root
+from rnnlab.tasks import TASK_SPECS
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -82,7 +83,7 @@ def test_every_model_config_composes_and_validates(compose_cfg, option):
 
 def task_for_data(option: str) -> str:
     """The task whose data schema accepts ``conf/data/<option>.yaml``."""
-    return next(t for t in sorted(config.TASK_SCHEMAS) if option in config.data_configs_for(t))
+    return next(t for t in sorted(TASK_SPECS) if option in config.data_configs_for(t))
 
 
 @pytest.mark.parametrize("option", group_options("data"))

@@ -104,6 +104,7 @@ class _PerRowTask:
     """A stand-in for a per-row task (text classification): one label per input string."""
 
     name = "per_row"
+    predict_unit = "rows"
 
     def predict_frame(self, trained, frame: pd.DataFrame) -> pd.DataFrame:
         if "text" not in frame.columns:
@@ -140,6 +141,7 @@ class _PerSequenceTask:
     """A stand-in for sequence classification: long format in, one row per sequence id out."""
 
     name = "per_sequence"
+    predict_unit = "rows"
 
     def predict_frame(self, trained, frame: pd.DataFrame) -> pd.DataFrame:
         summary = frame.groupby("sequence_id", sort=False)["value"].agg(["size", "sum"])

@@ -53,7 +53,9 @@ def main(cfg: DictConfig) -> float | None:
         return _report_failed_job(output_dir, f"{type(err).__name__}: {err}")
     if "evaluate" not in result:  # a DDP worker process
         return None
-    test = result["evaluate"]["test"]["model"]
+    from rnnlab.tasks import get_spec
+
+    test = get_spec(cfg.task.name).model_scores(result["evaluate"])
     log.info(
         "best val/loss %.5f | test %s",
         result["train"]["best_val_loss"],

@@ -236,26 +236,14 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
-# task name -> (task schema, data schema); a new task registers its pair here.
-TASK_SCHEMAS: dict[str, tuple[type, type]] = {
-    "forecast": (ForecastTaskConfig, ForecastDataConfig),
-    "longrange": (LongRangeTaskConfig, LongRangeDataConfig),
-    "classify": (ClassifyTaskConfig, ClassifyDataConfig),
-    "lm": (LMTaskConfig, LMDataConfig),
-    "seq2seq": (Seq2SeqTaskConfig, Seq2SeqDataConfig),
-}
-
-
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Check ``cfg`` against the schemas and return a typed, read-only copy."""
     raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+    from rnnlab.tasks import get_spec
+
     task_name = OmegaConf.select(raw, "task.name")
-    if task_name not in TASK_SCHEMAS:
-        raise ConfigError(
-            f"task.name={task_name!r} is not a known task; choose one of "
-            f"{sorted(TASK_SCHEMAS)} (for example `task=forecast`)."
-        )
-    task_schema, data_schema = TASK_SCHEMAS[task_name]
+    spec = get_spec(task_name)
+    task_schema, data_schema = spec.task_schema, spec.data_schema
     _check_data_fits_task(raw, task_name, data_schema)
     schema = OmegaConf.structured(Config)
     schema.task = OmegaConf.structured(task_schema)
@@ -321,7 +309,9 @@ def _data_sources(data_schema: type) -> tuple[str, ...]:
 def data_configs_for(task_name: str, config_dir: Path = CONF_DIR) -> list[str]:
     """Names of the ``conf/data`` configs the task's data schema accepts: every key known to
     the schema and, if the schema restricts ``source``, an allowed source."""
-    schema = TASK_SCHEMAS[task_name][1]
+    from rnnlab.tasks import get_spec
+
+    schema = get_spec(task_name).data_schema
     names, sources = {f.name for f in fields(schema)}, _data_sources(schema)
 
     def fits(node: DictConfig) -> bool:

@@ -33,11 +33,6 @@ from rnnlab.errors import DataError
 from rnnlab.io import atomic_file
 from rnnlab.model_store import TrainedModel, load_trained
 
-# Tasks whose ``predict_frame`` takes one whole sequence and returns its forecast declare
-# ``predict_unit = "sequence"``; the default, "rows", means any rows or whole groups can be
-# batched together (one prediction per row or per group id, ids included by the task).
-SEQUENCE_UNIT = "sequence"
-
 
 def load_model(source: str) -> TrainedModel:
     """A trained-model directory, or an MLflow URI of a model logged by rnnlab."""
@@ -176,7 +171,7 @@ def predict_file(
     from rnnlab.tasks import get_task
 
     task = get_task(trained.cfg.task.name)
-    per_sequence = getattr(task, "predict_unit", "rows") == SEQUENCE_UNIT
+    per_sequence = task.predict_unit == "sequence"  # see Task.predict_unit
     id_columns = id_columns or []
     if not input_path.exists():
         raise DataError(f"Input file {input_path} does not exist.")

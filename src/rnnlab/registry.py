@@ -1,7 +1,7 @@
 """Promote the best evaluated run of an experiment in the MLflow model registry.
 
     python -m rnnlab.registry promote --experiment rnnlab-forecast \\
-        [--metric train/best_val_loss] [--mode min] [--name rnnlab-forecast] [--alias champion]
+        [--metric train/best_val_loss] [--mode min|max] [--name rnnlab-forecast] [--alias champion]
 
 "Evaluated" means: the run FINISHED, logged a model and has test metrics. The default metric is
 ``train/best_val_loss``, the validation loss of the checkpoint that was actually logged;
@@ -17,6 +17,7 @@ from typing import Any
 
 from rnnlab.cli import user_errors_exit
 from rnnlab.errors import ConfigError
+from rnnlab.tasks.spec import higher_is_better
 from rnnlab.tracking import tracking_uri
 
 MODES = ("min", "max")
@@ -101,7 +102,7 @@ def _aliased_version(client: Any, name: str, alias: str) -> Any:
 def promote(
     experiment: str,
     metric: str = "train/best_val_loss",
-    mode: str = "min",
+    mode: str | None = None,
     name: str | None = None,
     alias: str = "champion",
     uri: str | None = None,
@@ -109,13 +110,15 @@ def promote(
     """Register the best run's model as a new version of ``name`` and point ``alias`` at it.
 
     If ``alias`` already points at a version of that run's model, nothing changes (running the
-    command twice does not pile up identical versions).
+    command twice does not pile up identical versions). ``mode`` defaults to the direction the
+    task specs declare for ``metric`` (losses: min).
     """
     import mlflow
     from mlflow import MlflowClient
 
     uri = uri or tracking_uri()
     client = MlflowClient(uri, registry_uri=uri)
+    mode = mode or ("max" if higher_is_better(metric) else "min")
     run, model_id, candidates = best_run(client, experiment, metric, mode)
     name = name or experiment
     version = _aliased_version(client, name, alias)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd = commands.add_parser("promote", help="register the best run and set an alias on it")
     cmd.add_argument("--experiment", default="rnnlab-forecast")
     cmd.add_argument("--metric", default="train/best_val_loss", help="a validation metric")
-    cmd.add_argument("--mode", choices=MODES, default="min")
+    cmd.add_argument("--mode", choices=MODES, help="default: the metric's declared direction")
     cmd.add_argument("--name", default=None, help="registered model name (default: experiment)")
     cmd.add_argument("--alias", default="champion")
     args = parser.parse_args(argv)

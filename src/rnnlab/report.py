@@ -25,19 +25,10 @@ import pandas as pd
 
 from rnnlab.cli import user_errors_exit
 from rnnlab.errors import ConfigError
+from rnnlab.tasks import TASK_SPECS, TaskSpec
+from rnnlab.tasks.spec import higher_is_better
 from rnnlab.tracking import KIND_TAG
 
-# Tried in order when --metric is not given: the headline test metric of each task.
-DEFAULT_METRICS = (
-    "test/model/mase",
-    "test/model/mse",
-    "test/model/cross_entropy",
-    "test/model/loss",
-    "test/model/accuracy",
-    "test/model/bpc",
-    "test/model/exact_match",
-)
-HIGHER_IS_BETTER = ("accuracy", "f1", "skill", "exact_match", "bleu")
 VAL_METRIC = "train/best_val_loss"
 # A long-range task counts as solved below these fractions of the memoryless baseline:
 # adding MSE < 0.01 (6% of 1/6), copy cross-entropy < 10% of the baseline.
@@ -69,7 +60,12 @@ def load_runs(client: Any, experiment: str, parent_run: str | None) -> tuple[pd.
         raise ConfigError(f"No training runs in {where}.")
     rows = []
     for run in runs:
-        row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status}
+        row = {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "task": run.data.tags["task"],
+        }
         row.update({f"param:{k}": v for k, v in run.data.params.items()})
         row.update(run.data.metrics)
         rows.append(row)
@@ -82,9 +78,10 @@ def pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
             available = sorted(c for c in runs.columns if c.startswith("test/"))
             raise ConfigError(f"No run has metric {metric!r}; test metrics here: {available}.")
         return metric
-    for candidate in DEFAULT_METRICS:
-        if candidate in runs.columns:
-            return candidate
+    for spec in _task_specs(runs):  # the headline, or the first alternative the runs logged
+        for candidate in spec.metrics:
+            if candidate.key in runs.columns:
+                return candidate.key
     raise ConfigError("The runs have no test metrics yet; pass --metric explicitly.")
 
 
@@ -111,10 +108,16 @@ def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
             "run_id": runs["run_id"],
         }
     )
-    descending = any(word in metric for word in HIGHER_IS_BETTER)
+    descending = higher_is_better(metric, [s.name for s in _task_specs(runs)])
     return table.sort_values(metric, ascending=not descending, na_position="last").reset_index(
         drop=True
     )
+
+
+def _task_specs(runs: pd.DataFrame) -> list[TaskSpec]:
+    """The specs of the runs' tasks (their ``task`` tag), else of every registered task."""
+    names = runs["task"].dropna().unique() if "task" in runs.columns else []
+    return [TASK_SPECS[n] for n in names if n in TASK_SPECS] or list(TASK_SPECS.values())
 
 
 def _distinguishing(params: pd.DataFrame) -> list[str]:

@@ -10,12 +10,14 @@ from rnnlab import tracking
 from rnnlab.io import atomic_dir, read_json, write_json
 from rnnlab.model_store import load_trained
 from rnnlab.paths import RunPaths
-from rnnlab.tasks import get_task
+from rnnlab.tasks import get_spec
 
 
 def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     trained = load_trained(paths.model_dir)
-    evaluation = get_task(trained.cfg.task.name).evaluate(trained.cfg, paths, trained.model)
+    spec = get_spec(trained.cfg.task.name)
+    evaluation = spec.load_task().evaluate(trained.cfg, paths, trained.model)
+    spec.model_scores(evaluation.metrics)  # the contract: fail here, not in the app or report
     write_json(paths.metrics_dir / "test.json", evaluation.metrics)
     with atomic_dir(paths.plots_dir / "evaluate") as staging:
         for name, table in evaluation.plot_tables.items():

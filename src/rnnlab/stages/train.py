@@ -19,12 +19,12 @@ from rnnlab.io import atomic_dir, write_json, write_text_atomic
 from rnnlab.lightning import is_primary_process
 from rnnlab.lightning.grad_flow import CSV_NAME as GRAD_FLOW_CSV
 from rnnlab.lightning.grad_flow import FIGURE_NAME as GRAD_FLOW_FIGURE
-from rnnlab.lightning.module import SequenceModule
 from rnnlab.lightning.trainer import build_trainer, configure_cpu
 from rnnlab.model_store import save_trained
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
 from rnnlab.tasks import get_task
+from rnnlab.tasks.base import Task
 
 
 def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             trainer, checkpoint = build_trainer(
                 cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
             )
-            module = _lightning_module(task, model, cfg)
+            module = task.lightning_module(model, cfg)
             started = time.perf_counter()
             trainer.fit(module, *loaders)
             seconds = time.perf_counter() - started  # fitting only, not saving or logging
@@ -99,19 +99,12 @@ def _best_score(checkpoint: dict[str, Any]) -> float:
     raise TrainingError("The best checkpoint carries no score; is task.monitor logged?")
 
 
-def _fit_as_ddp_worker(cfg: DictConfig, task: Any, model: Any, loaders: tuple) -> dict[str, Any]:
+def _fit_as_ddp_worker(cfg: DictConfig, task: Task, model: Any, loaders: tuple) -> dict[str, Any]:
     """Join rank 0's training; rank 0 alone writes the model, metrics and MLflow run."""
     with tempfile.TemporaryDirectory() as scratch:
         trainer, _ = build_trainer(cfg.trainer, Path(scratch), False, cfg.task.monitor)
-        trainer.fit(_lightning_module(task, model, cfg), *loaders)
+        trainer.fit(task.lightning_module(model, cfg), *loaders)
     return {}
-
-
-def _lightning_module(task: Any, model: Any, cfg: DictConfig) -> SequenceModule:
-    """The task's own module if it needs one (see ``Task.lightning_module``), else the generic."""
-    if hasattr(task, "lightning_module"):
-        return task.lightning_module(model, cfg)
-    return SequenceModule(model, task.loss, cfg.trainer)
 
 
 def _loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader]:

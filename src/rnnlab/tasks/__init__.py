@@ -1,26 +1,102 @@
-"""Task registry: each task knows its data, its model head, its loss and its evaluation."""
+"""Tasks: the built-in registrations (the one place each task is named) and ``get_task``.
+
+Torch-free on import: a task's code loads when a stage asks for it (``TaskSpec.load_task``).
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
+from typing import TYPE_CHECKING
 
-from rnnlab.errors import ConfigError
-from rnnlab.tasks.base import Evaluation, Task, TaskData
+from rnnlab.config import (
+    ClassifyDataConfig,
+    ClassifyTaskConfig,
+    ForecastDataConfig,
+    ForecastTaskConfig,
+    LMDataConfig,
+    LMTaskConfig,
+    LongRangeDataConfig,
+    LongRangeTaskConfig,
+    Seq2SeqDataConfig,
+    Seq2SeqTaskConfig,
+)
+from rnnlab.tasks.spec import TASK_SPECS, Metric, TaskSpec, get_spec, register
 
-__all__ = ["TASKS", "Evaluation", "Task", "TaskData", "get_task"]
+if TYPE_CHECKING:
+    from rnnlab.tasks.base import Task
 
-# task name -> "module:class"; imported lazily, each task pulls in its own dependencies.
-TASKS: dict[str, str] = {
-    "forecast": "rnnlab.tasks.forecast:ForecastTask",
-    "lm": "rnnlab.tasks.lm:LanguageModelTask",
-    "seq2seq": "rnnlab.tasks.seq2seq:Seq2SeqTask",
-    "longrange": "rnnlab.tasks.longrange:LongRangeTask",
-    "classify": "rnnlab.tasks.classify:ClassifyTask",
-}
+__all__ = ["TASK_SPECS", "Metric", "TaskSpec", "get_spec", "get_task", "register"]
+
+HIGHER = {"higher_is_better": True}
+
+register(
+    TaskSpec(
+        name="forecast",
+        task_schema=ForecastTaskConfig,
+        data_schema=ForecastDataConfig,
+        preparer="rnnlab.data.forecast",
+        task_class="rnnlab.tasks.forecast:ForecastTask",
+        metrics=(
+            Metric("mase"),
+            Metric("mae"),
+            Metric("rmse"),
+            Metric("smape"),
+            Metric("skill_vs_seasonal_naive", **HIGHER),
+        ),
+    )
+)
+register(
+    TaskSpec(
+        name="longrange",
+        task_schema=LongRangeTaskConfig,
+        data_schema=LongRangeDataConfig,
+        preparer="rnnlab.data.longrange",
+        task_class="rnnlab.tasks.longrange:LongRangeTask",
+        # The headline depends on the problem: mse (adding) or cross_entropy (copy).
+        metrics=(
+            Metric("mse"),
+            Metric("cross_entropy"),
+            Metric("skill_vs_baseline", **HIGHER),
+            Metric("recall_accuracy", **HIGHER),
+        ),
+    )
+)
+register(
+    TaskSpec(
+        name="classify",
+        task_schema=ClassifyTaskConfig,
+        data_schema=ClassifyDataConfig,
+        preparer="rnnlab.data.classify",
+        task_class="rnnlab.tasks.classify:ClassifyTask",
+        metrics=(Metric("accuracy", **HIGHER), Metric("macro_f1", **HIGHER)),
+    )
+)
+register(
+    TaskSpec(
+        name="lm",
+        task_schema=LMTaskConfig,
+        data_schema=LMDataConfig,
+        preparer="rnnlab.data.lm",
+        task_class="rnnlab.tasks.lm:LanguageModelTask",
+        metrics=(Metric("bpc"), Metric("loss"), Metric("perplexity")),
+    )
+)
+register(
+    TaskSpec(
+        name="seq2seq",
+        task_schema=Seq2SeqTaskConfig,
+        data_schema=Seq2SeqDataConfig,
+        preparer="rnnlab.data.seq2seq",
+        task_class="rnnlab.tasks.seq2seq:Seq2SeqTask",
+        metrics=(
+            Metric("exact_match", **HIGHER),
+            Metric("token_accuracy", **HIGHER),
+            Metric("bleu", **HIGHER),
+            Metric("exact_match_longest", **HIGHER),
+        ),
+    )
+)
 
 
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ConfigError(f"Unknown task {name!r}; choose one of {sorted(TASKS)}.")
-    module, cls = TASKS[name].split(":")
-    return getattr(import_module(module), cls)()
+    """The task class's instance for ``task.name``."""
+    return get_spec(name).load_task()

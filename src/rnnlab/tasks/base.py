@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -12,6 +13,10 @@ from torch.utils.data import Dataset
 
 from rnnlab.model_store import TrainedModel
 from rnnlab.paths import RunPaths
+
+if TYPE_CHECKING:
+    # Lightning takes seconds to import; serving a model never needs it.
+    from rnnlab.lightning.module import SequenceModule
 
 
 @dataclass
@@ -28,7 +33,11 @@ class TaskData:
 
 @dataclass
 class Evaluation:
-    """Test results: nested metrics for JSON, flat ones for MLflow, plot tables and figures."""
+    """Test results: nested metrics for JSON, flat ones for MLflow, plot tables and figures.
+
+    ``metrics["test"]["model"]`` holds the model's scores named by its ``TaskSpec.metrics``;
+    baselines sit beside it (``metrics["test"]["naive"]``, ...).
+    """
 
     metrics: dict[str, Any]
     plot_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -48,27 +57,46 @@ class Evaluation:
         return {k.lstrip("/"): v for k, v in walk("", self.metrics).items()}
 
 
-class Task(Protocol):
-    name: str
+class Task(ABC):
+    """What a task implements; registered through a ``TaskSpec`` (``rnnlab.tasks.spec``).
 
-    def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData: ...
+    Stages call: prepare -> the spec's preparer; train -> ``load_data``, ``build_model``,
+    ``lightning_module`` (``loss`` inside it), ``example_frame`` for the logged model;
+    evaluate -> ``evaluate``; the logged model, serving and batch prediction ->
+    ``predict_frame``. Override ``lightning_module`` and ``predict_unit`` only when the
+    defaults do not fit.
+    """
 
-    def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module: ...
+    # "sequence" when ``predict_frame`` takes exactly one sequence (a forecast's history): batch
+    # prediction then never mixes sequences in one call. "rows": any rows, or whole groups.
+    predict_unit: ClassVar[Literal["rows", "sequence"]] = "rows"
 
+    @abstractmethod
+    def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
+        """Train and validation datasets from ``paths.prepared_dir``."""
+
+    @abstractmethod
+    def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
+        """The network for ``cfg.model`` and the prepared data's ``meta``."""
+
+    @abstractmethod
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor: ...
 
+    @abstractmethod
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         """Raw input as a user would send it to the logged model (signature and example)."""
 
+    @abstractmethod
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """Predict from raw input with the saved preprocessing; the logged model's ``predict``."""
 
-    def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation: ...
+    @abstractmethod
+    def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
+        """Test metrics shaped ``{"test": {"model": {<spec metric>: ...}, <baseline>: ...}}``."""
 
-    # Optional: ``lightning_module(model, cfg) -> SequenceModule`` for models that need more than
-    # ``model(x, lengths)`` per batch (carried state, teacher forcing); the train stage falls
-    # back to ``SequenceModule(model, task.loss, cfg.trainer)``.
+    def lightning_module(self, model: nn.Module, cfg: DictConfig) -> SequenceModule:
+        """How a batch trains ``model``: by default ``loss(model(x, lengths), batch)``; tasks
+        that need more (carried state, teacher forcing) return their own module."""
+        from rnnlab.lightning.module import SequenceModule
 
-    # Optional: ``predict_unit = "sequence"`` when ``predict_frame`` takes exactly one sequence
-    # (a forecast's history); batch prediction then never mixes sequences in one call. The
-    # default, "rows", lets it batch rows or whole groups (see ``rnnlab.predict``).
+        return SequenceModule(model, self.loss, cfg.trainer)

@@ -26,7 +26,7 @@ from rnnlab.data.sequences import pad, parse_long
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network, lengths_to_mask
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.base import Evaluation, TaskData
+from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.classify_metrics import (
     classification_scores,
     confusion_figure,
@@ -80,7 +80,7 @@ class Classifier(nn.Module):
         return self.network(h, lengths)  # (B, K)
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     name = "classify"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:

@@ -23,7 +23,7 @@ from rnnlab.errors import DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.base import Evaluation, TaskData
+from rnnlab.tasks.base import Evaluation, Task, TaskData
 
 
 class WindowDataset(Dataset):
@@ -66,7 +66,7 @@ class Forecaster(nn.Module):
         return out + last if self.window_norm == "last" else out
 
 
-class ForecastTask:
+class ForecastTask(Task):
     name = "forecast"
     # ``predict_frame`` takes one whole series: batch prediction (rnnlab.predict) feeds it one
     # series at a time instead of arbitrary chunks of rows.

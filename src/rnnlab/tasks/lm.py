@@ -26,7 +26,7 @@ from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.language_model import RecurrentLanguageModel, detach_state, sample
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.base import Evaluation, TaskData
+from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ngram import NgramBaselines
 from rnnlab.tasks.recurrent import recurrent_options
 
@@ -112,7 +112,7 @@ def generate_text(
     return text if level == "char" else " " + text
 
 
-class LanguageModelTask:
+class LanguageModelTask(Task):
     name = "lm"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:

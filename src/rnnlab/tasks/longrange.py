@@ -24,7 +24,7 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
 from rnnlab.models.networks import RECURRENT_ARCHS
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.base import Evaluation, TaskData
+from rnnlab.tasks.base import Evaluation, Task, TaskData
 
 
 class LongRangeDataset(Dataset):
@@ -74,7 +74,7 @@ class Regressor(nn.Module):
         return self.network(x, lengths).squeeze(-1)  # (B,)
 
 
-class LongRangeTask:
+class LongRangeTask(Task):
     name = "longrange"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:

@@ -23,7 +23,7 @@ from rnnlab.lightning.sequence_modules import TeacherForcingModule
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.seq2seq import Seq2Seq
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.base import Evaluation, TaskData
+from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.recurrent import recurrent_options
 
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
@@ -117,7 +117,7 @@ def sequence_metrics(predictions: list[str], targets: list[str], level: str) -> 
     }
 
 
-class Seq2SeqTask:
+class Seq2SeqTask(Task):
     name = "seq2seq"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
