@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from rnnlab.config import max_time
 from rnnlab.errors import ConfigError
 from rnnlab.io import read_json
+from rnnlab.lightning.module import cosine_factor
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
 
@@ -59,6 +62,7 @@ def test_a_run_stopped_by_its_budget_evaluates_its_best_checkpoint(
             "trainer.max_epochs=1000",
             "trainer.max_time=1",
             "trainer.grad_flow_batches=0",
+            "trainer.scheduler.name=cosine",
         ]
     )
     result = run_pipeline(cfg, RunPaths(tmp_path))
@@ -67,3 +71,15 @@ def test_a_run_stopped_by_its_budget_evaluates_its_best_checkpoint(
     assert train["train_seconds"] < 30
     assert result["evaluate"]["test"]["model"]
     assert (tmp_path / "models").is_dir()
+    # the cosine schedule followed the time budget, not the 1000 epochs: it has decayed
+    last_lr = pd.read_csv(tmp_path / "plots" / "learning_curve.csv")["lr"].iloc[-1]
+    assert last_lr < 0.2 * cfg.trainer.optimizer.lr
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    progress = np.linspace(0, 1, 101)
+    factors = np.array([cosine_factor(p, warmup=0.1) for p in progress])
+    assert factors[0] == pytest.approx(0.01) and factors[10] == pytest.approx(1.0)
+    assert np.all(np.diff(factors[:11]) > 0) and np.all(np.diff(factors[10:]) < 0)
+    assert factors[-1] == pytest.approx(0.0) and factors[55] == pytest.approx(0.5)
+    assert cosine_factor(0.0, warmup=0.0) == 1.0

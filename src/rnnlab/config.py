@@ -189,8 +189,9 @@ class OptimizerConfig:
 @dataclass
 class SchedulerConfig:
     name: str = choice("plateau", ("none", "plateau", "cosine"))
-    factor: float = 0.5
-    patience: int = 3
+    factor: float = 0.5  # plateau only
+    patience: int = 3  # plateau only
+    warmup: float = at_least(0.0, 0.0, below=1.0)  # cosine only: fraction of training
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Timer
 from torch import Tensor, nn
 
 from rnnlab.errors import TrainingError
@@ -22,7 +23,6 @@ class SequenceModule(pl.LightningModule):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer_cfg = dict(trainer_cfg.optimizer)
         self.scheduler_cfg = dict(trainer_cfg.scheduler)
-        self.max_epochs = trainer_cfg.max_epochs
         self.clip = trainer_cfg.gradient_clip_val
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -87,6 +87,37 @@ class SequenceModule(pl.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"},
             }
         if sched["name"] == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+            # Stepped every batch, so warm-up and decay follow the training's progress.
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda _: cosine_factor(self.training_progress(), sched["warmup"])
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
         return optimizer
+
+    def training_progress(self) -> float:
+        """Fraction of the training done, 0..1: of the steps ``max_epochs`` allows, or of
+        ``trainer.max_time`` if that budget will run out first, so the learning rate has
+        decayed when a time budget ends."""
+        trainer = self._trainer
+        if trainer is None:
+            return 0.0
+        total = trainer.estimated_stepping_batches
+        progress = trainer.global_step / total if math.isfinite(total) and total > 0 else 0.0
+        for callback in trainer.callbacks:
+            if isinstance(callback, Timer):
+                elapsed, remaining = callback.time_elapsed(), callback.time_remaining()
+                if remaining is not None and elapsed + remaining > 0:
+                    progress = max(progress, elapsed / (elapsed + remaining))
+        return min(progress, 1.0)
+
+
+def cosine_factor(progress: float, warmup: float) -> float:
+    """Learning-rate multiplier: linear warm-up over the first ``warmup`` fraction of training,
+    then a cosine decay from 1 to 0 over the rest."""
+    if progress < warmup:
+        return max(progress / warmup, 0.01)
+    decayed = (progress - warmup) / (1.0 - warmup) if warmup < 1.0 else 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(decayed, 1.0)))
