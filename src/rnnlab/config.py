@@ -18,6 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.errors import ConfigError
+from rnnlab.models.names import (
+    ACTIVATIONS,
+    ARCHS,
+    ATTENTION_KINDS,
+    DECODER_ATTENTION,
+    INIT_SCHEMES,
+    NONLINEARITIES,
+)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -87,7 +95,7 @@ class LMDataConfig:
 @dataclass
 class Seq2SeqTaskConfig:
     name: str = "seq2seq"
-    attention: str = choice("additive", ("none", "additive", "dot", "general"))
+    attention: str = choice("additive", DECODER_ATTENTION)
     embedding_dim: int = at_least(32, 1)
     teacher_forcing: float = at_least(0.5, 0.0, high=1.0)
     decode: str = choice("greedy", ("greedy", "beam"))
@@ -165,16 +173,16 @@ class LongRangeDataConfig:
 @dataclass
 class ModelConfig:
     name: str = "lstm"
-    arch: str = choice("lstm", ("rnn", "lstm", "gru", "mlp", "transformer"))
+    arch: str = choice("lstm", ARCHS)
     hidden_size: int = at_least(64, 1)
     num_layers: int = at_least(2, 1)
     dropout: float = at_least(0.1, 0.0, below=1.0)
     bidirectional: bool = False
-    nonlinearity: str = choice("tanh", ("tanh", "relu"))
-    init: str = choice("default", ("default", "xavier", "orthogonal", "chrono", "identity"))
-    attention: str | None = choice(None, ("additive", "dot", "multihead"))
+    nonlinearity: str = choice("tanh", NONLINEARITIES)
+    init: str = choice("default", INIT_SCHEMES)
+    attention: str | None = choice(None, ATTENTION_KINDS)
     num_heads: int = at_least(4, 1)
-    activation: str = choice("relu", ("sigmoid", "tanh", "relu"))
+    activation: str = choice("relu", ACTIVATIONS)
     dim_feedforward: int = at_least(128, 1)
 
 

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-ATTENTION_KINDS: tuple[str, ...] = ("additive", "dot", "multihead")
+from rnnlab.models.names import ATTENTION_KINDS
 
 
 def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.models.attention import lengths_to_mask
+from rnnlab.models.names import ACTIVATIONS
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+_ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 class MLPEncoder(nn.Module):
@@ -35,9 +36,7 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"Unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}."
-            )
+            raise ValueError(f"Unknown activation {activation!r}; choose one of {ACTIVATIONS}.")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}.")
         if not 0.0 <= dropout < 1.0:
@@ -48,7 +47,7 @@ class MLPEncoder(nn.Module):
         layers: list[nn.Module] = []
         in_features = input_size * seq_len
         for _ in range(num_layers):
-            layers += [nn.Linear(in_features, hidden_size), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(in_features, hidden_size), _ACTIVATION_MODULES[activation]()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             in_features = hidden_size

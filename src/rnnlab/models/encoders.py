@@ -15,9 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.models.init import init_weights
-
-CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
-NONLINEARITIES: tuple[str, ...] = ("tanh", "relu")
+from rnnlab.models.names import NONLINEARITIES, RECURRENT_ARCHS
 
 # h_n for RNN/GRU, (h_n, c_n) for LSTM; each (num_layers * num_directions, B, H).
 State = Tensor | tuple[Tensor, Tensor]
@@ -55,8 +53,8 @@ class RecurrentEncoder(nn.Module):
         max_timescale: int | None = None,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"Unknown cell {cell!r}; choose one of {CELLS}.")
+        if cell not in RECURRENT_ARCHS:
+            raise ValueError(f"Unknown cell {cell!r}; choose one of {RECURRENT_ARCHS}.")
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(
                 f"Unknown nonlinearity {nonlinearity!r}; choose one of {NONLINEARITIES}."

@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
-
-INIT_SCHEMES: tuple[str, ...] = ("default", "xavier", "orthogonal", "chrono", "identity")
+from rnnlab.models.names import INIT_SCHEMES
 
 
 def init_weights(module: nn.Module, scheme: str, max_timescale: int | None = None) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnlab.models.attention import ATTENTION_KINDS, AttentionPooling, lengths_to_mask
-from rnnlab.models.baselines import ACTIVATIONS, MLPEncoder, TransformerEncoderBaseline
-from rnnlab.models.encoders import NONLINEARITIES, RecurrentEncoder
-from rnnlab.models.init import INIT_SCHEMES, init_weights
-
-RECURRENT_ARCHS: tuple[str, ...] = ("rnn", "lstm", "gru")
-ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer")
+from rnnlab.models.attention import AttentionPooling, lengths_to_mask
+from rnnlab.models.baselines import MLPEncoder, TransformerEncoderBaseline
+from rnnlab.models.encoders import RecurrentEncoder
+from rnnlab.models.init import init_weights
+from rnnlab.models.names import ARCHS, RECURRENT_ARCHS
 
 
 class SequenceNetwork(nn.Module):
@@ -31,8 +29,6 @@ class SequenceNetwork(nn.Module):
         self, encoder: nn.Module, output_size: int, pooling: AttentionPooling | None = None
     ) -> None:
         super().__init__()
-        if pooling is not None and not isinstance(encoder, RecurrentEncoder):
-            raise ValueError("Attention pooling is only supported on recurrent encoders.")
         self.encoder = encoder
         self.pooling = pooling
         self.head = nn.Linear(encoder.output_size, output_size)
@@ -82,7 +78,7 @@ def build_network(
         dropout: between recurrent layers, after MLP blocks, inside Transformer layers.
         bidirectional: recurrent archs only.
         nonlinearity: ``"tanh"`` or ``"relu"``; ``rnn`` only.
-        init: weight init scheme (see ``rnnlab.models.init.INIT_SCHEMES``), applied to the
+        init: weight init scheme (see ``rnnlab.models.names.INIT_SCHEMES``), applied to the
             recurrent layers and every ``nn.Linear`` of the network.
         attention: ``None`` (use the last hidden state) or one of ``ATTENTION_KINDS`` to pool
             the recurrent outputs; recurrent archs only.
@@ -90,19 +86,11 @@ def build_network(
         activation: MLP activation, one of ``"sigmoid"``, ``"tanh"``, ``"relu"``.
         dim_feedforward: Transformer feed-forward width (default ``4 * hidden_size``).
     """
+    # Each part checks its own options (the encoder its cell and nonlinearity, attention its
+    # kind, the MLP its activation, init_weights its scheme); here only the arch, and options an
+    # arch would silently ignore, which are configuration mistakes.
     if arch not in ARCHS:
         raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHS}.")
-    if attention is not None and attention not in ATTENTION_KINDS:
-        raise ValueError(
-            f"Unknown attention {attention!r}; choose None or one of {ATTENTION_KINDS}."
-        )
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}.")
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"Unknown nonlinearity {nonlinearity!r}; choose one of {NONLINEARITIES}.")
-    if init not in INIT_SCHEMES:
-        raise ValueError(f"Unknown init scheme {init!r}; choose one of {INIT_SCHEMES}.")
-    # Options that would be silently ignored are configuration mistakes: refuse them.
     if arch not in RECURRENT_ARCHS and (attention is not None or bidirectional):
         raise ValueError(
             f"attention/bidirectional only apply to recurrent archs {RECURRENT_ARCHS}, "

@@ -14,13 +14,12 @@ from torch import Tensor, nn
 from rnnlab.models.attention import build_attention, lengths_to_mask
 from rnnlab.models.encoders import RecurrentEncoder, State, hidden_of, map_state
 from rnnlab.models.init import init_weights
-
-SEQ2SEQ_ATTENTION: tuple[str, ...] = ("none", "additive", "dot", "general")
+from rnnlab.models.names import DECODER_ATTENTION
 
 
 def build_decoder_attention(kind: str, dim: int) -> nn.Module | None:
-    if kind not in SEQ2SEQ_ATTENTION:
-        raise ValueError(f"Unknown attention {kind!r}; choose one of {SEQ2SEQ_ATTENTION}.")
+    if kind not in DECODER_ATTENTION:
+        raise ValueError(f"Unknown attention {kind!r}; choose one of {DECODER_ATTENTION}.")
     return None if kind == "none" else build_attention(kind, dim)
 
 

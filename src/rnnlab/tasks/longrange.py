@@ -22,7 +22,7 @@ from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
-from rnnlab.models.networks import RECURRENT_ARCHS
+from rnnlab.models.names import RECURRENT_ARCHS
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 

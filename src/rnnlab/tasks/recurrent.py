@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rnnlab.errors import ConfigError
-from rnnlab.models.networks import RECURRENT_ARCHS
+from rnnlab.models.names import RECURRENT_ARCHS
 
 
 def recurrent_options(cfg: DictConfig, why_not_bidirectional: str) -> dict[str, Any]:
