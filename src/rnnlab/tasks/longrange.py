@@ -19,12 +19,12 @@ from torch.utils.data import Dataset
 
 from rnnlab.data.checks import model_input
 from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
-from rnnlab.errors import ConfigError, DataError
+from rnnlab.errors import DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
-from rnnlab.models.names import RECURRENT_ARCHS
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
+from rnnlab.tasks.recurrent import recurrent_options
 
 
 class LongRangeDataset(Dataset):
@@ -90,22 +90,11 @@ class LongRangeTask(Task):
                 cfg.model.arch, meta["n_features"], 1, seq_len=meta["seq_len"], **hparams
             )
             return Regressor(network)
-        if cfg.model.arch not in RECURRENT_ARCHS or cfg.model.get("attention"):
-            raise ConfigError(
-                f"model={cfg.model.name} has no per-step outputs; the copy-memory task needs a "
-                f"plain recurrent model (arch one of {RECURRENT_ARCHS}), e.g. model=lstm."
-            )
-        encoder = RecurrentEncoder(
-            meta["n_features"],
-            cfg.model.hidden_size,
-            num_layers=cfg.model.num_layers,
-            cell=cfg.model.arch,
-            nonlinearity=cfg.model.nonlinearity,
-            bidirectional=cfg.model.bidirectional,
-            dropout=cfg.model.dropout,
-        )
+        options = recurrent_options(cfg, why_not_bidirectional=None)
+        init = options.pop("init")  # applied to encoder and head together, over the full length
+        encoder = RecurrentEncoder(meta["n_features"], **options)
         length = meta["seq_len"] + 2 * meta["copy_length"]
-        return PerStepClassifier(encoder, meta["n_symbols"] + 1, cfg.model.init, length)
+        return PerStepClassifier(encoder, meta["n_symbols"] + 1, init, length)
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         if prediction.dim() == 3:  # copy: (B, L, classes) logits against (B, L) ids
