@@ -1,26 +1,79 @@
-"""Shared fixtures: validated configs composed from ``conf/``, optionally pointing at a CSV."""
+"""Shared fixtures: one composed configuration adjusted per test, a temporary MLflow store.
+
+As in lightning-hydra-template, ``conf/`` is composed once (here once per combination of group
+choices, for the whole session) and each test gets a copy adjusted with ``open_dict``; Hydra's
+composition is the slow part, the copy is not.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab import config
 
+# The seconds-long forecasting run that end-to-end tests train (the DVC tests pass it as -S).
+QUICK_RUN = ("experiment=quick", "task.lookback=52", "task.horizon=8")
+CONFIG_GROUPS = frozenset(p.name for p in config.CONF_DIR.iterdir() if p.is_dir())
 
-def _compose_validated(overrides: list[str] | None = None) -> DictConfig:
-    return config.validate(config.compose(overrides or []))
+
+@functools.cache
+def _composed(choices: tuple[str, ...]) -> DictConfig:
+    return config.compose(list(choices))
+
+
+def make_config(overrides: list[str] | tuple[str, ...] = (), **sections: dict[str, Any]) -> Any:
+    """The validated config for Hydra-style ``overrides`` (``model=gru``, ``model.dropout=0.1``).
+
+    Group choices are composed (once per combination); every other ``key=value`` and each
+    ``section={key: value}`` keyword is set on a copy with ``open_dict``, so paths and lists need
+    no quoting and a misspelt key reaches ``validate``, which names it.
+    """
+    parser = OverridesParser.create()
+    parsed = [parser.parse_override(o) for o in overrides]
+    choices = tuple(o.input_line for o in parsed if o.key_or_group in CONFIG_GROUPS)
+    cfg = copy.deepcopy(_composed(choices))
+    with open_dict(cfg):
+        for override in parsed:
+            if override.key_or_group not in CONFIG_GROUPS:
+                OmegaConf.update(cfg, override.key_or_group, override.value(), force_add=True)
+        for section, values in sections.items():
+            cfg[section].update(values)
+    return config.validate(cfg)
+
+
+@pytest.fixture(scope="session")
+def compose_cfg() -> Callable[..., DictConfig]:
+    """``compose_cfg(["model=gru", ...], data={"path": ...})`` -> a validated config."""
+    return make_config
+
+
+@pytest.fixture(scope="session")
+def quick_cfg() -> Callable[..., DictConfig]:
+    """``quick_cfg("model=gru", ...)`` -> the quick forecasting run's config, adjusted."""
+    return lambda *overrides, **sections: make_config([*QUICK_RUN, *overrides], **sections)
+
+
+@pytest.fixture(scope="session")
+def quick_overrides() -> list[str]:
+    """The quick run as override strings, for ``dump_params`` and ``dvc exp run -S``."""
+    return list(QUICK_RUN)
 
 
 @pytest.fixture
-def compose_cfg() -> Callable[..., DictConfig]:
-    """``compose_cfg(["model=gru", ...])`` -> the validated composition of ``conf/``."""
-    return _compose_validated
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh sqlite MLflow store under ``tmp_path``, set as ``MLFLOW_TRACKING_URI``."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
 
 
 @pytest.fixture
@@ -29,8 +82,7 @@ def csv_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     and returns a validated ``data=csv`` config whose ``data.path`` is that (absolute) file.
 
     ``frame`` may also be ``str``/``bytes`` (written verbatim) or ``None`` (no file is written).
-    Keyword arguments replace ``data.*`` values; they are set on the composed dict rather than
-    passed as Hydra overrides, so paths and lists need no quoting.
+    Keyword arguments replace ``data.*`` values.
     """
 
     def make(
@@ -48,9 +100,7 @@ def csv_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
             path.write_text(frame, encoding="utf-8")
         elif isinstance(frame, bytes):
             path.write_bytes(frame)
-        raw = OmegaConf.to_container(config.compose(["data=csv", *(overrides or [])]))
-        raw["data"].update({"path": str(path), **data})
-        return config.validate(raw)
+        return make_config(["data=csv", *(overrides or [])], data={"path": str(path), **data})
 
     return make
 
@@ -65,10 +115,10 @@ def untrained_model_dir(tmp_path: Path) -> Callable[..., Path]:
     from rnnlab.paths import RunPaths
     from rnnlab.tasks import get_task
 
-    def make(overrides: list[str] | None = None, name: str = "job") -> Path:
+    def make(overrides: list[str] | None = None, name: str = "job", **sections: Any) -> Path:
         import torch
 
-        cfg = _compose_validated(["experiment=quick", *(overrides or [])])
+        cfg = make_config(["experiment=quick", *(overrides or [])], **sections)
         paths = RunPaths(tmp_path / name)
         prepare_task_data(cfg, paths)
         task = get_task(cfg.task.name)

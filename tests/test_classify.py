@@ -10,9 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
-from omegaconf import OmegaConf
 
-from rnnlab import config
 from rnnlab.data.classify import load_prepared
 from rnnlab.io import read_json
 from rnnlab.model_store import load_trained
@@ -26,20 +24,13 @@ SEQUENCE_META = {"kind": "sequences", "n_features": 12, "classes": [str(k) for k
 TEXT_META = {"kind": "text", "n_tokens": 40, "classes": ["negative", "positive"]}
 
 
-def classify_cfg(*overrides: str, **data: object):
-    raw = OmegaConf.to_container(config.compose(["task=classify", *overrides]))
-    raw["data"].update(data)
-    return config.validate(raw)
+@pytest.fixture(scope="session")
+def classify_cfg(compose_cfg):
+    """``classify_cfg("model=gru", ..., path=...)``: a task=classify config, ``data.*`` keywords."""
+    return lambda *overrides, **data: compose_cfg(["task=classify", *overrides], data=data)
 
 
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
-def _model(arch: str, meta: dict) -> torch.nn.Module:
+def _model(classify_cfg, arch: str, meta: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     data = "data=text" if meta["kind"] == "text" else "data=japanese_vowels"
     return get_task("classify").build_model(classify_cfg(f"model={arch}", data), meta).eval()
@@ -55,8 +46,8 @@ def _batch(meta: dict, lengths: list[int], steps: int, seed: int = 0) -> torch.T
 
 @pytest.mark.parametrize("meta", [SEQUENCE_META, TEXT_META], ids=["sequences", "text"])
 @pytest.mark.parametrize("arch", VARIANTS)
-def test_padding_never_changes_a_prediction(arch: str, meta: dict) -> None:
-    model = _model(arch, meta)
+def test_padding_never_changes_a_prediction(classify_cfg, arch: str, meta: dict) -> None:
+    model = _model(classify_cfg, arch, meta)
     lengths = [7, 29, 12]
     short = _batch(meta, lengths, 29)
     long = torch.cat([short, _batch(meta, lengths, 11, seed=1)], dim=1)  # padded to 40 steps
@@ -72,9 +63,9 @@ def test_padding_never_changes_a_prediction(arch: str, meta: dict) -> None:
 
 
 @pytest.mark.parametrize("arch", VARIANTS)
-def test_every_variant_fits_a_vowel_shaped_batch(arch: str) -> None:
+def test_every_variant_fits_a_vowel_shaped_batch(classify_cfg, arch: str) -> None:
     """12 channels, lengths 7-29, 9 classes: a few optimiser steps must cut the loss."""
-    model, task = _model(arch, SEQUENCE_META).train(), get_task("classify")
+    model, task = _model(classify_cfg, arch, SEQUENCE_META).train(), get_task("classify")
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(7, 30, (32,), generator=g)
     batch = {
@@ -94,7 +85,7 @@ def test_every_variant_fits_a_vowel_shaped_batch(arch: str) -> None:
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_sentiment_is_learned_well_above_the_baselines(tmp_path: Path) -> None:
+def test_sentiment_is_learned_well_above_the_baselines(tmp_path: Path, classify_cfg) -> None:
     make_corpus(360, seed=11).to_csv(tmp_path / "reviews.csv", index=False)
     cfg = classify_cfg(
         "data=text",
@@ -122,7 +113,7 @@ def test_sentiment_is_learned_well_above_the_baselines(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bigru_reaches_the_published_level_on_japanese_vowels(tmp_path: Path) -> None:
+def test_bigru_reaches_the_published_level_on_japanese_vowels(tmp_path: Path, classify_cfg) -> None:
     """The best variant of docs/benchmarks.md (published: 1-NN DTW ~0.95, ROCKET ~0.96)."""
     cfg = classify_cfg("data=japanese_vowels", "model=bigru", "logger=none")
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
@@ -130,7 +121,7 @@ def test_bigru_reaches_the_published_level_on_japanese_vowels(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_default_classify_config_on_japanese_vowels(tmp_path: Path) -> None:
+def test_default_classify_config_on_japanese_vowels(tmp_path: Path, classify_cfg) -> None:
     """The default model (a 2-layer LSTM) with no tuning: a lower bar than the best variant."""
     cfg = classify_cfg("data=japanese_vowels", "logger=none")
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
@@ -139,7 +130,7 @@ def test_default_classify_config_on_japanese_vowels(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
-    tmp_path: Path, tracking: str
+    tmp_path: Path, tracking: str, classify_cfg
 ) -> None:
     cfg = classify_cfg("data=japanese_vowels", "experiment=quick")
     job = RunPaths(tmp_path / "job")
@@ -170,7 +161,7 @@ def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
 
 
 def test_user_long_csv_pipeline_and_the_logged_model_takes_raw_long_format(
-    tmp_path: Path, tracking: str
+    tmp_path: Path, tracking: str, classify_cfg
 ) -> None:
     example = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
     cfg = classify_cfg(
@@ -204,7 +195,7 @@ def test_user_long_csv_pipeline_and_the_logged_model_takes_raw_long_format(
 
 
 @pytest.mark.slow
-def test_logged_text_model_takes_raw_strings(tmp_path: Path, tracking: str) -> None:
+def test_logged_text_model_takes_raw_strings(tmp_path: Path, tracking: str, classify_cfg) -> None:
     make_corpus(300, seed=5).to_json(tmp_path / "reviews.jsonl", orient="records", lines=True)
     cfg = classify_cfg(
         "data=text",

@@ -15,7 +15,6 @@ from mlflow import MlflowClient
 from rnnlab.config import dump_params
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["experiment=quick", "task.lookback=52", "task.horizon=8"]
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +30,7 @@ def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="module")
-def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo_copy(tmp_path_factory: pytest.TempPathFactory, quick_overrides: list[str]) -> Path:
     """The tracked and new files of this checkout, committed in a fresh git repository."""
     dest = tmp_path_factory.mktemp("repo")
     listed = subprocess.run(
@@ -47,7 +46,7 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / rel, dest / rel)
     for name in ("data/raw", "data/prepared", "models", "metrics", "plots"):
         shutil.rmtree(dest / name, ignore_errors=True)
-    (dest / "params.yaml").write_text(dump_params(TINY))
+    (dest / "params.yaml").write_text(dump_params(quick_overrides))
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
@@ -123,13 +122,15 @@ def test_exp_run_switches_model_group(repo_copy: Path) -> None:
     assert "arch: gru" in (repo_copy / "models/config.yaml").read_text()
 
 
-def test_bad_input_fails_clearly_and_keeps_previous_outputs(repo_copy: Path) -> None:
+def test_bad_input_fails_clearly_and_keeps_previous_outputs(
+    repo_copy: Path, quick_overrides: list[str]
+) -> None:
     meta = (repo_copy / "data/prepared/meta.json").read_bytes()
     model = (repo_copy / "models/model.pt").read_bytes()
     bad = repo_copy / "data/external/bad.csv"
     bad.write_text("date,value,promo\n2024-01-01,1.0,0\n2024-01-02,oops,1\n")
     (repo_copy / "params.yaml").write_text(
-        dump_params([*TINY, "data=csv", "data.path=data/external/bad.csv"])
+        dump_params([*quick_overrides, "data=csv", "data.path=data/external/bad.csv"])
     )
     failed = _sh(["dvc", "repro"], repo_copy, check=False)
     assert failed.returncode != 0

@@ -17,11 +17,13 @@ from test_dvc_pipeline import _sh, repo_copy  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 
-QUICK = ["experiment=quick", "task.lookback=52", "task.horizon=8", "logger.log_model=false"]
 
-
-def test_queued_sweep_lands_in_dvc_and_in_the_root_mlflow_db(repo_copy: Path) -> None:  # noqa: F811
-    settings = [arg for override in QUICK for arg in ("-S", override)]
+def test_queued_sweep_lands_in_dvc_and_in_the_root_mlflow_db(
+    repo_copy: Path,  # noqa: F811
+    quick_overrides: list[str],
+) -> None:
+    quick = [*quick_overrides, "logger.log_model=false"]
+    settings = [arg for override in quick for arg in ("-S", override)]
     _sh(["dvc", "exp", "run", "--queue", "-S", "model=rnn,lstm,gru", *settings], repo_copy)
     _sh(["dvc", "queue", "start", "-j", "1"], repo_copy)
     deadline = time.monotonic() + 900

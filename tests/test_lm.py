@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from rnnlab import config
 from rnnlab.data import prepare_task_data
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
@@ -28,16 +26,20 @@ from rnnlab.tasks.ngram import NgramBaselines
 TINY = ["logger=none", "trainer=fast", "trainer.grad_flow_batches=0", "model.hidden_size=32"]
 
 
-def lm_cfg(tmp_path: Path, text: str | bytes | None, *overrides: str, **data):
-    """A validated task=lm config on a text file written under ``tmp_path``."""
-    path = tmp_path / "corpus.txt"
-    if isinstance(text, str):
-        path.write_text(text, encoding="utf-8")
-    elif isinstance(text, bytes):
-        path.write_bytes(text)
-    raw = OmegaConf.to_container(config.compose(["task=lm", "data=text_file", *TINY, *overrides]))
-    raw["data"].update({"path": str(path), **data})
-    return config.validate(raw)
+@pytest.fixture
+def lm_cfg(tmp_path: Path, compose_cfg):
+    """``lm_cfg(text, *overrides, **data)``: a task=lm config on ``text`` written to a file."""
+
+    def make(text: str | bytes | None, *overrides: str, **data):
+        path = tmp_path / "corpus.txt"
+        if isinstance(text, str):
+            path.write_text(text, encoding="utf-8")
+        elif isinstance(text, bytes):
+            path.write_bytes(text)
+        overrides = ("task=lm", "data=text_file", *TINY, *overrides)
+        return compose_cfg(overrides, data={"path": str(path), **data})
+
+    return make
 
 
 def toy_corpus(n_sentences: int = 600, seed: int = 0) -> str:
@@ -139,16 +141,16 @@ def test_ngram_baselines_on_a_predictable_stream() -> None:
     ("content", "message"),
     [("", "is empty"), ("  \n\n", "is empty"), (b"caf\xe9 au lait", "not UTF-8 .*line 1")],
 )
-def test_bad_text_files_are_refused_at_prepare(tmp_path, content, message) -> None:
-    cfg = lm_cfg(tmp_path, content)
+def test_bad_text_files_are_refused_at_prepare(tmp_path, lm_cfg, content, message) -> None:
+    cfg = lm_cfg(content)
     with pytest.raises(DataError, match=message):
         prepare_task_data(cfg, RunPaths(tmp_path / "job"))
     assert not (tmp_path / "job" / "data" / "prepared").exists()
 
 
-def test_prepare_keeps_contiguous_splits_and_train_vocabulary(tmp_path) -> None:
+def test_prepare_keeps_contiguous_splits_and_train_vocabulary(tmp_path, lm_cfg) -> None:
     text = "abcab" * 200 + "xyz" * 20  # "xyz" only in the test block
-    cfg = lm_cfg(tmp_path, text)
+    cfg = lm_cfg(text)
     paths = RunPaths(tmp_path / "job")
     summary = prepare_task_data(cfg, paths)
     meta = (paths.prepared_dir / "meta.json").read_text()
@@ -177,9 +179,8 @@ def test_sampling_is_reproducible_and_stays_in_the_top_k() -> None:
         assert token in allowed.tolist()
 
 
-def test_trained_char_lm_beats_unigram_and_generates(tmp_path) -> None:
+def test_trained_char_lm_beats_unigram_and_generates(tmp_path, lm_cfg) -> None:
     cfg = lm_cfg(
-        tmp_path,
         toy_corpus(),
         "trainer.max_epochs=6",
         "trainer.limit_train_batches=1.0",

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from rnnlab.config import compose, validate
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
 from test_dvc_pipeline import _sh, repo_copy  # noqa: F401  (the fixture: a committed copy)
@@ -63,23 +62,20 @@ def test_dvc_exp_run_trains_a_char_lm_and_logs_samples(repo_copy: Path) -> None:
 
 
 def test_date_normalisation_with_attention_reaches_high_exact_match(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tracking: str, compose_cfg
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    cfg = validate(
-        compose(
-            [
-                "task=seq2seq",
-                "data=dates",
-                "data.n_train=6000",
-                "data.n_val=300",
-                "data.n_test=500",
-                "model=gru",
-                "model.num_layers=1",
-                "trainer.max_epochs=6",
-                "trainer.grad_flow_batches=0",
-            ]
-        )
+    cfg = compose_cfg(
+        [
+            "task=seq2seq",
+            "data=dates",
+            "data.n_train=6000",
+            "data.n_val=300",
+            "data.n_test=500",
+            "model=gru",
+            "model.num_layers=1",
+            "trainer.max_epochs=6",
+            "trainer.grad_flow_batches=0",
+        ]
     )
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
     test = result["evaluate"]["test"]["model"]
@@ -87,7 +83,7 @@ def test_date_normalisation_with_attention_reaches_high_exact_match(
     assert test["bleu"] > 95
     assert (tmp_path / "job/plots/evaluate/seq2seq_attention.png").stat().st_size > 10_000
     run_id = result["train"]["mlflow_run_id"]
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(tracking)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     out = model.predict(pd.DataFrame({"source": ["Wednesday, March 3, 2021"]}))
     assert out["prediction"][0] == "2021-03-03"

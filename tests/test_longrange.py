@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 
-from rnnlab import config
 from rnnlab.data.longrange import copy_sequences, generate_adding, load_split, prepare
 from rnnlab.errors import ConfigError
 from rnnlab.lightning.grad_flow import hidden_grad_norms, unrolled_forward
@@ -22,23 +21,30 @@ from rnnlab.tasks.longrange import LongRangeDataset, LongRangeTask
 SMALL = ["data.n_train=64", "data.n_val=16", "data.n_test=16"]
 
 
-def _cfg(*overrides: str):
-    return config.validate(config.compose(["task=longrange", *SMALL, *overrides]))
+@pytest.fixture(scope="session")
+def longrange_cfg(compose_cfg):
+    return lambda *overrides: compose_cfg(["task=longrange", *SMALL, *overrides])
 
 
-def _prepared(tmp_path: Path, *overrides: str):
-    cfg = _cfg(*overrides)
-    paths = RunPaths(tmp_path)
-    prepare(cfg, paths)
-    return cfg, paths
+@pytest.fixture
+def prepared(longrange_cfg):
+    """``prepared(directory, *overrides)`` -> the config and the paths its data is prepared in."""
+
+    def make(tmp_path: Path, *overrides: str):
+        cfg = longrange_cfg(*overrides)
+        paths = RunPaths(tmp_path)
+        prepare(cfg, paths)
+        return cfg, paths
+
+    return make
 
 
-def test_adding_data_is_deterministic_and_well_formed(tmp_path: Path) -> None:
-    cfg, paths = _prepared(tmp_path / "a", "data=adding", "data.seq_len=30")
-    _, again = _prepared(tmp_path / "b", "data=adding", "data.seq_len=30")
+def test_adding_data_is_deterministic_and_well_formed(tmp_path: Path, prepared) -> None:
+    cfg, paths = prepared(tmp_path / "a", "data=adding", "data.seq_len=30")
+    _, again = prepared(tmp_path / "b", "data=adding", "data.seq_len=30")
     raw = (paths.raw_dir / "adding.npz").read_bytes()
     assert raw == (again.raw_dir / "adding.npz").read_bytes()
-    _, other_seed = _prepared(tmp_path / "c", "data=adding", "data.seq_len=30", "data.seed=7")
+    _, other_seed = prepared(tmp_path / "c", "data=adding", "data.seq_len=30", "data.seed=7")
     assert raw != (other_seed.raw_dir / "adding.npz").read_bytes()
 
     data = LongRangeTask().load_data(cfg, paths)
@@ -66,8 +72,8 @@ def test_copy_sequences_layout() -> None:
     assert y.tolist() == [[0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 4]]
 
 
-def test_copy_task_model_and_baseline(tmp_path: Path) -> None:
-    cfg, paths = _prepared(tmp_path, "data=copy_memory", "data.seq_len=12", "model=gru")
+def test_copy_task_model_and_baseline(tmp_path: Path, prepared, longrange_cfg) -> None:
+    cfg, paths = prepared(tmp_path, "data=copy_memory", "data.seq_len=12", "model=gru")
     task = LongRangeTask()
     data = task.load_data(cfg, paths)
     assert data.train.x.shape == (64, 12 + 20, 10) and data.train.y.shape == (64, 32)
@@ -84,7 +90,7 @@ def test_copy_task_model_and_baseline(tmp_path: Path) -> None:
     out = task.predict_frame(type("Trained", (), {"model": model, "meta": data.meta})(), frame)
     assert out["output"].tolist() == predicted[0].tolist()
     with pytest.raises(ConfigError, match="per-step"):
-        task.build_model(_cfg("data=copy_memory", "model=mlp"), data.meta)
+        task.build_model(longrange_cfg("data=copy_memory", "model=mlp"), data.meta)
 
 
 def test_unrolled_encoder_matches_the_fused_one() -> None:
@@ -98,8 +104,8 @@ def test_unrolled_encoder_matches_the_fused_one() -> None:
     torch.testing.assert_close(fused[2][1], unrolled[2][1])  # c_n
 
 
-def _grad_norms(tmp_path: Path, model: str) -> list[float]:
-    cfg, paths = _prepared(tmp_path, "data=adding", "data.seq_len=100", f"model={model}")
+def _grad_norms(prepared, tmp_path: Path, model: str) -> list[float]:
+    cfg, paths = prepared(tmp_path, "data=adding", "data.seq_len=100", f"model={model}")
     task = LongRangeTask()
     data = task.load_data(cfg, paths)
     torch.manual_seed(0)
@@ -109,23 +115,21 @@ def _grad_norms(tmp_path: Path, model: str) -> list[float]:
     return norms
 
 
-def test_tanh_rnn_gradients_vanish_over_time(tmp_path: Path) -> None:
-    norms = _grad_norms(tmp_path / "rnn", "rnn")
+def test_tanh_rnn_gradients_vanish_over_time(tmp_path: Path, prepared) -> None:
+    norms = _grad_norms(prepared, tmp_path / "rnn", "rnn")
     assert len(norms) == 100
     assert norms[0] < 1e-3 * norms[-1]  # orders of magnitude lost over 100 steps
-    irnn = _grad_norms(tmp_path / "irnn", "rnn_relu")
+    irnn = _grad_norms(prepared, tmp_path / "irnn", "rnn_relu")
     assert irnn[0] > 0.1 * irnn[-1]  # the identity recurrence carries them back
 
 
 @pytest.mark.slow
-def test_grad_flow_is_recorded_and_logged(tmp_path: Path, monkeypatch) -> None:
+def test_grad_flow_is_recorded_and_logged(tmp_path: Path, tracking: str, longrange_cfg) -> None:
     from mlflow import MlflowClient
 
     from rnnlab.pipeline import run_pipeline
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    cfg = _cfg(
+    cfg = longrange_cfg(
         "data=adding",
         "data.seq_len=20",
         "model=rnn",
@@ -139,18 +143,18 @@ def test_grad_flow_is_recorded_and_logged(tmp_path: Path, monkeypatch) -> None:
     assert set(flow["stage"]) == {"start", "end"}
     assert sorted(flow["t"].unique()) == list(range(1, 21))
     run_id = result["train"]["mlflow_run_id"]
-    logged = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "plots")}
+    logged = {a.path for a in MlflowClient(tracking).list_artifacts(run_id, "plots")}
     assert {"plots/grad_flow.csv", "plots/grad_flow.png"} <= logged
-    metrics = MlflowClient(uri).get_run(run_id).data.metrics
+    metrics = MlflowClient(tracking).get_run(run_id).data.metrics
     assert metrics["test/baseline/mse"] == pytest.approx(1 / 6)
 
 
-def test_the_probe_leaves_training_unchanged(tmp_path: Path) -> None:
+def test_the_probe_leaves_training_unchanged(tmp_path: Path, longrange_cfg) -> None:
     from rnnlab.pipeline import run_pipeline
 
     scores = []
     for batches in (0, 3):
-        cfg = _cfg(
+        cfg = longrange_cfg(
             "data=adding",
             "data.seq_len=20",
             "model=lstm",  # two layers with dropout between them: draws random numbers

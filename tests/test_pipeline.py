@@ -15,7 +15,6 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from rnnlab.config import compose, validate
 from rnnlab.data.forecast import load_prepared
 from rnnlab.errors import TrainingError
 from rnnlab.io import read_json
@@ -24,18 +23,10 @@ from rnnlab.pipeline import run_pipeline
 from rnnlab.stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = ["experiment=quick", "task.lookback=52", "task.horizon=8"]
 
 
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
-def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str) -> None:
-    cfg = validate(compose(QUICK))
+def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str, quick_cfg) -> None:
+    cfg = quick_cfg()
     paths = RunPaths(tmp_path / "job")
     result = run_pipeline(cfg, paths)
 
@@ -58,8 +49,10 @@ def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str) ->
     assert json.loads((paths.metrics_dir / "test.json").read_text())["test"]["model"]["mase"] > 0
 
 
-def test_logged_mlflow_model_reloads_and_predicts_the_same(tmp_path: Path, tracking: str) -> None:
-    cfg = validate(compose(QUICK))
+def test_logged_mlflow_model_reloads_and_predicts_the_same(
+    tmp_path: Path, tracking: str, quick_cfg
+) -> None:
+    cfg = quick_cfg()
     paths = RunPaths(tmp_path)
     run_id = run_pipeline(cfg, paths)["train"]["mlflow_run_id"]
     series = load_prepared(paths.prepared_dir)
@@ -105,20 +98,17 @@ print(model.predict(pd.read_csv({str(tmp_path / "recent.csv")!r}))["co2"].to_jso
 
 
 def test_divergence_stops_with_advice_and_keeps_the_previous_model(
-    tmp_path: Path, tracking: str
+    tmp_path: Path, tracking: str, quick_cfg
 ) -> None:
     paths = RunPaths(tmp_path)
-    run_pipeline(validate(compose(QUICK)), paths)
+    run_pipeline(quick_cfg(), paths)
     before = (paths.model_dir / "model.pt").read_bytes()
 
-    exploding = [
-        *QUICK,
-        "trainer.optimizer.name=sgd",
-        "trainer.optimizer.lr=1e12",
-        "trainer.gradient_clip_val=null",
-    ]
+    exploding = quick_cfg(
+        "trainer.optimizer.name=sgd", "trainer.optimizer.lr=1e12", "trainer.gradient_clip_val=null"
+    )
     with pytest.raises(TrainingError, match=r"(?s)diverged.*learning rate.*clipping"):
-        run_train(validate(compose(exploding)), paths)
+        run_train(exploding, paths)
     assert (paths.model_dir / "model.pt").read_bytes() == before
     runs = MlflowClient(tracking).search_runs(
         [MlflowClient(tracking).get_experiment_by_name("rnnlab-forecast").experiment_id]
@@ -127,7 +117,7 @@ def test_divergence_stops_with_advice_and_keeps_the_previous_model(
 
 
 def test_hydra_multirun_logs_one_run_per_variant_in_one_experiment(
-    tmp_path: Path, tracking: str
+    tmp_path: Path, tracking: str, quick_overrides: list[str]
 ) -> None:
     variants = ["rnn", "lstm_attn", "mlp"]
     cmd = [
@@ -136,7 +126,7 @@ def test_hydra_multirun_logs_one_run_per_variant_in_one_experiment(
         "rnnlab.app",
         "-m",
         f"model={','.join(variants)}",
-        *QUICK,
+        *quick_overrides,
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -24,22 +23,15 @@ EXPERIMENT = "rnnlab-forecast"
 
 
 @pytest.fixture
-def uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
-@pytest.fixture
-def experiment(uri: str, untrained_model_dir) -> dict[str, str]:
+def experiment(tracking: str, untrained_model_dir) -> dict[str, str]:
     """Runs as training leaves them: name -> run id, with or without model and test metrics."""
     model_dir = untrained_model_dir(["task.lookback=24", "task.horizon=4"])
     # The winner's model differs from the others', so loading "the champion" can be told apart.
     best_dir = untrained_model_dir(["task.lookback=24", "task.horizon=4", "model=gru"], "best")
     trained = load_trained(best_dir)
     example = get_task("forecast").example_frame(trained.cfg, RunPaths(best_dir.parent))
-    client = MlflowClient(uri)
-    experiment_id = ensure_experiment(uri, EXPERIMENT)
+    client = MlflowClient(tracking)
+    experiment_id = ensure_experiment(tracking, EXPERIMENT)
     runs = {}
     for name, val_loss, test, model, status in (
         ("fair", 0.5, True, True, "FINISHED"),
@@ -53,21 +45,23 @@ def experiment(uri: str, untrained_model_dir) -> dict[str, str]:
         now = int(time.time() * 1000)
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         if model:
-            log_pyfunc(uri, run_id, best_dir if name == "best" else model_dir, example)
+            log_pyfunc(tracking, run_id, best_dir if name == "best" else model_dir, example)
         client.set_terminated(run_id, status=status)
         runs[name] = run_id
     return {**runs, "example": example, "trained": trained}
 
 
 @pytest.mark.slow
-def test_promote_registers_the_best_evaluated_run_under_the_alias(uri: str, experiment, capsys):
+def test_promote_registers_the_best_evaluated_run_under_the_alias(
+    tracking: str, experiment, capsys
+):
     main(["promote", "--experiment", EXPERIMENT])
     assert f"run {experiment['best']}" in capsys.readouterr().out
 
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking)
     version = client.get_model_version_by_alias(EXPERIMENT, "champion")
     assert (version.run_id, str(version.version)) == (experiment["best"], "1")
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(tracking)
     served = mlflow.pyfunc.load_model(f"models:/{EXPERIMENT}@champion")
     expected = get_task("forecast").predict_frame(experiment["trained"], experiment["example"])
     np.testing.assert_allclose(served.predict(experiment["example"])["co2"], expected["co2"])
@@ -83,8 +77,8 @@ def test_promote_registers_the_best_evaluated_run_under_the_alias(uri: str, expe
     assert client.get_model_version_by_alias(EXPERIMENT, "champion").run_id == experiment["fair"]
 
 
-def test_promote_explains_why_nothing_qualifies(uri: str):
-    ensure_experiment(uri, EXPERIMENT)
+def test_promote_explains_why_nothing_qualifies(tracking: str):
+    ensure_experiment(tracking, EXPERIMENT)
     with pytest.raises(ConfigError, match=r"No FINISHED run .* has metric 'val/mae'"):
         promote(EXPERIMENT, metric="val/mae")
     with pytest.raises(ConfigError, match="No MLflow experiment 'elsewhere'"):

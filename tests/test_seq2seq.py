@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from rnnlab import config
 from rnnlab.data import prepare_task_data
@@ -94,14 +93,13 @@ def test_pair_file_errors_name_the_line(tmp_path: Path) -> None:
     assert read_pairs(path).values.tolist() == [["hello", "bonjour"], ["cat", "chat"]]
 
 
-def test_user_pairs_prepare_with_word_vocabularies(tmp_path: Path) -> None:
+def test_user_pairs_prepare_with_word_vocabularies(tmp_path: Path, compose_cfg) -> None:
     path = tmp_path / "pairs.tsv"
     lines = [f"the {w} is red\tle {f} est rouge" for w, f in [("cat", "chat"), ("dog", "chien")]]
     path.write_text("\n".join(lines * 10), encoding="utf-8")
-    raw = OmegaConf.to_container(config.compose(["task=seq2seq", "data=pairs_tsv"]))
-    raw["data"]["path"] = str(path)
+    cfg = compose_cfg(["task=seq2seq", "data=pairs_tsv"], data={"path": str(path)})
     paths = RunPaths(tmp_path / "job")
-    summary = prepare_task_data(config.validate(raw), paths)
+    summary = prepare_task_data(cfg, paths)
     assert (summary["train"], summary["val"], summary["test"]) == (16, 2, 2)
     meta = (paths.prepared_dir / "meta.json").read_text()
     assert '"rouge"' in meta and '"est"' in meta
@@ -233,10 +231,10 @@ def test_example_pairs_file_is_the_generated_corpus() -> None:
     assert pairs["target"].str.contains("n'aime pas").any()  # elision in the negation
 
 
-def test_example_translation_pairs_are_learnt(tmp_path: Path) -> None:
+def test_example_translation_pairs_are_learnt(tmp_path: Path, compose_cfg) -> None:
     overrides = ["task=seq2seq", "data=pairs_tsv", "model=gru", "model.num_layers=1"]
     overrides += ["trainer.max_epochs=8", "trainer.grad_flow_batches=0", "logger=none"]
-    result = run_pipeline(config.validate(config.compose(overrides)), RunPaths(tmp_path / "job"))
+    result = run_pipeline(compose_cfg(overrides), RunPaths(tmp_path / "job"))
     test = result["evaluate"]["test"]["model"]
     # 200 held-out sentences: each word was seen in training, not each combination (measured:
     # 100 % exact match after 8 epochs).

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnlab.config import compose, validate
 from rnnlab.model_store import load_trained
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
@@ -26,7 +25,6 @@ from rnnlab.registry import promote
 from rnnlab.tasks import get_task
 
 pytestmark = pytest.mark.slow
-QUICK = ["experiment=quick", "task.lookback=52", "task.horizon=8"]
 
 
 def _free_port() -> int:
@@ -51,14 +49,14 @@ def frame_body(frame: pd.DataFrame) -> dict:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def served(tmp_path_factory: pytest.TempPathFactory, quick_cfg) -> Iterator[dict]:
     """A quick trained model promoted to @champion and served on a free localhost port."""
     root = tmp_path_factory.mktemp("serve")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         paths = RunPaths(root / "job")
-        run_pipeline(validate(compose(QUICK)), paths)
+        run_pipeline(quick_cfg(), paths)
         promote("rnnlab-forecast", uri=uri)
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
