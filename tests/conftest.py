@@ -46,7 +46,7 @@ def make_config(overrides: list[str] | tuple[str, ...] = (), **sections: dict[st
             if override.key_or_group not in CONFIG_GROUPS:
                 OmegaConf.update(cfg, override.key_or_group, override.value(), force_add=True)
         for section, values in sections.items():
-            cfg[section].update(values)
+            OmegaConf.update(cfg, section, values, merge=True, force_add=True)
     return config.validate(cfg)
 
 

@@ -1,0 +1,117 @@
+"""conf/ and params.yaml: every group option composes and validates, params.yaml is in step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from rnnlab import config
+from rnnlab.tasks import TASK_SPECS
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_params_yaml_matches_conf_defaults():
+    committed = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    composed = yaml.safe_load(config.dump_params())
+    assert committed == composed, (
+        "params.yaml is out of date with conf/ (DVC reads params.yaml, Hydra reads conf/). "
+        "Run `make params` to regenerate it."
+    )
+
+
+def test_dump_params_is_valid_and_resolved():
+    text = config.dump_params()
+    assert "${" not in text  # interpolations are resolved, as DVC needs
+    assert "hydra:" not in text
+    config.validate(OmegaConf.create(text))
+
+
+def _assert_file_values_applied(group: str, option: str, cfg) -> None:
+    """Each literal value set in conf/<group>/<option>.yaml shows up in the composed config."""
+    own = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"), resolve=False)
+    own.pop("defaults", None)
+    assert own, f"conf/{group}/{option}.yaml sets nothing"
+    for key, value in own.items():
+        if isinstance(value, str) and "${" in value:
+            continue
+        composed = cfg[group][key]
+        if OmegaConf.is_config(composed):
+            composed = OmegaConf.to_container(composed)
+        assert composed == value, f"{group}.{key}"
+
+
+@pytest.mark.parametrize("option", group_options("model"))
+def test_every_model_config_composes_and_validates(compose_cfg, option):
+    cfg = compose_cfg([f"model={option}"])
+    _assert_file_values_applied("model", option, cfg)
+
+
+def task_for_data(option: str) -> str:
+    """The task whose data schema accepts ``conf/data/<option>.yaml``."""
+    return next(t for t in sorted(TASK_SPECS) if option in config.data_configs_for(t))
+
+
+@pytest.mark.parametrize("option", group_options("data"))
+def test_every_data_config_composes_and_validates(compose_cfg, option):
+    cfg = compose_cfg([f"task={task_for_data(option)}", f"data={option}"])
+    _assert_file_values_applied("data", option, cfg)
+
+
+@pytest.mark.parametrize("option", group_options("trainer"))
+def test_every_trainer_config_composes_and_validates(compose_cfg, option):
+    cfg = compose_cfg([f"trainer={option}"])
+    _assert_file_values_applied("trainer", option, cfg)
+
+
+@pytest.mark.parametrize("option", group_options("logger"))
+def test_every_logger_config_composes_and_validates(compose_cfg, option):
+    cfg = compose_cfg([f"logger={option}"])
+    _assert_file_values_applied("logger", option, cfg)
+
+
+@pytest.mark.parametrize("option", group_options("task"))
+def test_every_task_config_composes_and_validates(compose_cfg, option):
+    cfg = compose_cfg([f"task={option}", f"data={config.data_configs_for(option)[0]}"])
+    _assert_file_values_applied("task", option, cfg)
+
+
+def test_validate_fills_schema_defaults_and_is_read_only(compose_cfg):
+    cfg = compose_cfg(["model=lstm"])
+    assert cfg.model.nonlinearity == "tanh"  # not in conf/model/lstm.yaml
+    assert cfg.model.attention is None
+    assert OmegaConf.is_readonly(cfg)
+    with pytest.raises(Exception, match="read-only"):
+        cfg.model.hidden_size = 3
+
+
+def test_validate_converts_types(compose_cfg):
+    cfg = compose_cfg(model={"hidden_size": "32"}, trainer={"optimizer": {"lr": "1e-2"}})
+    assert cfg.model.hidden_size == 32 and isinstance(cfg.model.hidden_size, int)
+    assert cfg.trainer.optimizer.lr == pytest.approx(0.01)
+
+
+def test_load_params_round_trip(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(config.dump_params(["model=gru", "seed=7"]), encoding="utf-8")
+    cfg = config.load_params(path)
+    assert cfg.model.arch == "gru" and cfg.seed == 7
+    assert OmegaConf.is_readonly(cfg)
+
+
+def test_the_study_experiment_ends_its_sweep_with_the_study_report():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF), version_base=None):
+        study = compose("config", ["experiment=vanishing_gradients"], return_hydra_config=True)
+        plain = compose("config", [], return_hydra_config=True)
+    assert study.hydra.callbacks.mlflow_setup.report == "study"
+    assert plain.hydra.callbacks.mlflow_setup.report == "leaderboard"
