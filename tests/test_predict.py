@@ -1,4 +1,5 @@
-"""Batch prediction streams files through the task's ``predict_frame`` with the input's ids."""
+"""Batch prediction streams files through the task's ``predict_frame`` with the input's ids:
+forecasts per series, text rows and lines, whole labelled sequences."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from rnnlab.errors import DataError
 from rnnlab.model_store import load_trained
 from rnnlab.predict import predict_file
 from rnnlab.tasks import get_task
+from sentiment_corpus import make_corpus
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL = ["task.lookback=24", "task.horizon=4"]
 
 
@@ -100,61 +103,44 @@ def test_cli_reports_errors_without_traceback(trained, co2, tmp_path: Path, untr
     assert "Traceback" not in missing.stderr
 
 
-class _PerRowTask:
-    """A stand-in for a per-row task (text classification): one label per input string."""
-
-    name = "per_row"
-    predict_unit = "rows"
-
-    def predict_frame(self, trained, frame: pd.DataFrame) -> pd.DataFrame:
-        if "text" not in frame.columns:
-            raise DataError(f"Input lacks column 'text'; it has {list(frame.columns)}.")
-        return pd.DataFrame({"label": np.where(frame["text"].str.len() > 3, "long", "short")})
-
-
 @pytest.fixture
-def per_row_task(monkeypatch: pytest.MonkeyPatch, trained):
-    monkeypatch.setattr("rnnlab.tasks.get_task", lambda name: _PerRowTask())
-    return trained
+def text_classifier(untrained_model_dir, tmp_path: Path):
+    """A text classifier (untrained weights) prepared from the generated sentiment corpus."""
+    corpus = tmp_path / "corpus.csv"
+    make_corpus(120, seed=3).to_csv(corpus, index=False)
+    overrides = ["task=classify", "data=text"]
+    return load_trained(untrained_model_dir(overrides, "text", data={"path": str(corpus)}))
 
 
-def test_per_row_tasks_are_chunked_and_keep_their_ids(per_row_task, tmp_path: Path):
+def test_text_rows_are_chunked_keep_their_ids_and_match_the_model(text_classifier, tmp_path):
     source, target = tmp_path / "reviews.csv", tmp_path / "labels.csv"
-    texts = ["good", "bad", "excellent", "meh", "fine indeed"] * 5
+    texts = make_corpus(25, seed=8)["text"]
     pd.DataFrame({"review_id": range(100, 125), "text": texts}).to_csv(source, index=False)
-    predict_file(per_row_task, source, target, id_columns=["review_id"], chunksize=4)
+    predict_file(text_classifier, source, target, id_columns=["review_id"], chunksize=4)
     out = pd.read_csv(target)
-    assert list(out.columns) == ["review_id", "label"]
+    expected = get_task("classify").predict_frame(text_classifier, pd.DataFrame({"text": texts}))
     assert out["review_id"].tolist() == list(range(100, 125))
-    assert out["label"].tolist()[:5] == ["long", "short", "long", "short", "long"]
+    pd.testing.assert_frame_equal(out.drop(columns="review_id"), expected, check_dtype=False)
 
 
-def test_text_files_are_one_string_per_line(per_row_task, tmp_path: Path):
+def test_text_files_are_one_string_per_line(text_classifier, tmp_path: Path):
     source, target = tmp_path / "reviews.txt", tmp_path / "labels.csv"
-    source.write_text('good\nbad\n"quoted, with comma"\n', encoding="utf-8")
-    predict_file(per_row_task, source, target, chunksize=2)
+    lines = ["a great film", "dull", "quoted, with a comma"]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    predict_file(text_classifier, source, target, chunksize=2)
     out = pd.read_csv(target)
-    assert out.to_dict("list") == {"line": [1, 2, 3], "label": ["long", "short", "long"]}
+    expected = get_task("classify").predict_frame(text_classifier, pd.DataFrame({"text": lines}))
+    assert out["line"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(out.drop(columns="line"), expected, check_dtype=False)
 
 
-class _PerSequenceTask:
-    """A stand-in for sequence classification: long format in, one row per sequence id out."""
-
-    name = "per_sequence"
-    predict_unit = "rows"
-
-    def predict_frame(self, trained, frame: pd.DataFrame) -> pd.DataFrame:
-        summary = frame.groupby("sequence_id", sort=False)["value"].agg(["size", "sum"])
-        return summary.rename(columns={"size": "steps"}).reset_index()
-
-
-def test_groups_are_batched_whole_for_per_row_tasks(monkeypatch, trained, tmp_path: Path):
-    monkeypatch.setattr("rnnlab.tasks.get_task", lambda name: _PerSequenceTask())
-    lengths = [3, 11, 1, 7, 5, 9]
-    rows = [(f"s{i}", step, 1.0) for i, n in enumerate(lengths) for step in range(n)]
+def test_sequences_are_batched_whole_and_match_the_model(untrained_model_dir, tmp_path: Path):
+    trained = load_trained(untrained_model_dir(["task=classify", "data=sequences_csv"], "seq"))
+    example = pd.read_csv(REPO / "data/external/sequences_example.csv").drop(columns="label")
+    first = example[example["sequence_id"].isin(example["sequence_id"].unique()[:6])]
     source, target = tmp_path / "sequences.csv", tmp_path / "labels.csv"
-    pd.DataFrame(rows, columns=["sequence_id", "step", "value"]).to_csv(source, index=False)
-    predict_file(trained, source, target, group_column="sequence_id", chunksize=4)
-    out = pd.read_csv(target)
-    assert out["sequence_id"].tolist() == [f"s{i}" for i in range(len(lengths))]
-    assert out["steps"].tolist() == lengths  # no sequence was cut at a chunk boundary
+    first.to_csv(source, index=False)
+    # Sequences of 13-35 rows in chunks of 7: every one spans several chunks.
+    predict_file(trained, source, target, group_column="sequence_id", chunksize=7)
+    expected = get_task("classify").predict_frame(trained, first)
+    pd.testing.assert_frame_equal(pd.read_csv(target), expected, check_dtype=False)
