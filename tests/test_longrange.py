@@ -16,7 +16,7 @@ from rnnlab.lightning.grad_flow import hidden_grad_norms, unrolled_forward
 from rnnlab.lightning.module import SequenceModule
 from rnnlab.models import RecurrentEncoder
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.longrange import LongRangeDataset, LongRangeTask
+from rnnlab.tasks.longrange import LongRangeTask, sequences
 
 SMALL = ["data.n_train=64", "data.n_val=16", "data.n_test=16"]
 
@@ -48,7 +48,7 @@ def test_adding_data_is_deterministic_and_well_formed(tmp_path: Path, prepared) 
     assert raw != (other_seed.raw_dir / "adding.npz").read_bytes()
 
     data = LongRangeTask().load_data(cfg, paths)
-    x, y = data.train.x, data.train.y
+    x, y = data.train.datasets["x"], data.train.datasets["y"]
     assert x.shape == (64, 30, 2) and y.shape == (64,) and len(data.val) == 16
     markers = x[..., 1]
     assert (markers.sum(1) == 2).all()
@@ -76,15 +76,16 @@ def test_copy_task_model_and_baseline(tmp_path: Path, prepared, longrange_cfg) -
     cfg, paths = prepared(tmp_path, "data=copy_memory", "data.seq_len=12", "model=gru")
     task = LongRangeTask()
     data = task.load_data(cfg, paths)
-    assert data.train.x.shape == (64, 12 + 20, 10) and data.train.y.shape == (64, 32)
+    train = data.train.datasets
+    assert train["x"].shape == (64, 12 + 20, 10) and train["y"].shape == (64, 32)
     model = task.build_model(cfg, data.meta)
     evaluation = task.evaluate(cfg, paths, model)
     metrics = evaluation.flat_metrics()
     assert metrics["test/baseline/cross_entropy"] == pytest.approx(10 * math.log(8) / 32)
-    test = LongRangeDataset(load_split(paths.prepared_dir, "test")[0], data.meta)
+    test = sequences(load_split(paths.prepared_dir, "test")[0], data.meta).datasets
     with torch.no_grad():
-        predicted = model.eval()(test.x).argmax(-1)  # (n, L) token per step
-    recalled = (predicted[:, -10:] == test.y[:, -10:]).float().mean().item()
+        predicted = model.eval()(test["x"]).argmax(-1)  # (n, L) token per step
+    recalled = (predicted[:, -10:] == test["y"][:, -10:]).float().mean().item()
     assert metrics["test/model/recall_accuracy"] == pytest.approx(recalled)
     frame = task.example_frame(cfg, paths)  # the first test sequence, one row per step
     out = task.predict_frame(type("Trained", (), {"model": model, "meta": data.meta})(), frame)
@@ -110,7 +111,7 @@ def _grad_norms(prepared, tmp_path: Path, model: str) -> list[float]:
     data = task.load_data(cfg, paths)
     torch.manual_seed(0)
     module = SequenceModule(task.build_model(cfg, data.meta), task.loss, cfg.trainer)
-    norms = hidden_grad_norms(module, {"x": data.train.x[:32], "y": data.train.y[:32]})
+    norms = hidden_grad_norms(module, data.train[:32])
     assert all(p.grad is None for p in module.parameters())  # the probe only reads gradients
     return norms
 

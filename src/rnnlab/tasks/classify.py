@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import StackDataset
 
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.classify import load_prepared
@@ -33,21 +33,13 @@ from rnnlab.tasks.classify_metrics import (
     logistic_baseline,
     per_class_scores,
 )
+from rnnlab.tasks.inference import predict_batches
 
 
-class ClassificationDataset(Dataset):
-    """Right-padded examples of one split: ``{"x", "lengths", "y"}`` per item."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.x = torch.from_numpy(arrays["x"])  # (N, T, C) float or (N, T) token ids
-        self.lengths = torch.from_numpy(arrays["lengths"])  # (N,)
-        self.y = torch.from_numpy(arrays["y"])  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"x": self.x[i], "lengths": self.lengths[i], "y": self.y[i]}
+def examples(arrays: dict[str, np.ndarray]) -> StackDataset:
+    """Right-padded examples of one split: ``{"x", "lengths", "y"}`` per item; ``x`` is
+    (N, T, C) float or (N, T) token ids, ``lengths`` and ``y`` (N,)."""
+    return StackDataset(**{key: torch.from_numpy(arrays[key]) for key in ("x", "lengths", "y")})
 
 
 def masked_mean_max(h: Tensor, lengths: Tensor) -> Tensor:
@@ -86,8 +78,8 @@ class ClassifyTask(Task):
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         meta, splits = load_prepared(paths.prepared_dir)
         return TaskData(
-            train=ClassificationDataset(splits["train"]),
-            val=ClassificationDataset(splits["val"]),
+            train=examples(splits["train"]),
+            val=examples(splits["val"]),
             meta=meta,
         )
 
@@ -181,10 +173,7 @@ class ClassifyTask(Task):
 
 def predict_proba(model: nn.Module, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Class probabilities (N, K) for padded inputs, in batches, in eval mode."""
-    model.eval()
-    x_t, len_t = torch.from_numpy(x), torch.from_numpy(lengths)
-    with torch.no_grad():
-        logits = [model(xb, lb) for xb, lb in zip(x_t.split(512), len_t.split(512), strict=True)]
+    logits = predict_batches(model, torch.from_numpy(x), torch.from_numpy(lengths))
     return torch.softmax(torch.cat(logits), dim=-1).numpy().astype(np.float64)
 
 

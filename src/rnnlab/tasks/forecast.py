@@ -14,7 +14,7 @@ import torch
 import torchmetrics.functional as tmf
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import StackDataset
 
 from rnnlab.data.checks import model_input
 from rnnlab.data.forecast import PreparedSeries, load_prepared
@@ -24,23 +24,19 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
+from rnnlab.tasks.inference import predict_batches
 
 
-class WindowDataset(Dataset):
-    """All (lookback, horizon) windows whose targets fall inside one split."""
-
-    def __init__(self, series: PreparedSeries, split: str, lookback: int, horizon: int) -> None:
-        start, end = series.split_range(split)
-        self.starts = window_starts(start, end, lookback, horizon)
-        targets = list(range(series.n_targets))
-        x, y = make_windows(series.values, self.starts, lookback, horizon, targets)
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
+def windows(
+    series: PreparedSeries, split: str, lookback: int, horizon: int
+) -> tuple[np.ndarray, StackDataset]:
+    """Start rows and ``{"x", "y"}`` items of every (lookback, horizon) window whose targets
+    fall inside one split."""
+    start, end = series.split_range(split)
+    starts = window_starts(start, end, lookback, horizon)
+    targets = list(range(series.n_targets))
+    x, y = make_windows(series.values, starts, lookback, horizon, targets)
+    return starts, StackDataset(x=torch.from_numpy(x), y=torch.from_numpy(y))
 
 
 class Forecaster(nn.Module):
@@ -77,8 +73,8 @@ class ForecastTask(Task):
         lookback, horizon = cfg.task.lookback, cfg.task.horizon
         meta = {"n_features": series.values.shape[1], "n_targets": series.n_targets, **series.meta}
         return TaskData(
-            train=WindowDataset(series, "train", lookback, horizon),
-            val=WindowDataset(series, "val", lookback, horizon),
+            train=windows(series, "train", lookback, horizon)[1],
+            val=windows(series, "val", lookback, horizon)[1],
             meta=meta,
         )
 
@@ -125,8 +121,8 @@ class ForecastTask(Task):
         scaler = Scaler(**meta["scaler"])
         values = model_input(frame.iloc[-lookback:], columns, scaler.loc, scaler.scale)
         x = torch.from_numpy(scaler.transform(values).astype(np.float32))[None]  # (1, L, F)
-        with torch.no_grad():
-            scaled = trained.model(x)[0].numpy().astype(np.float64)  # (H, targets)
+        (batch,) = predict_batches(trained.model, x)  # one batch of one window
+        scaled = batch[0].numpy().astype(np.float64)  # (H, targets)
         forecast = scaler.inverse(scaled, list(range(len(targets))))
         out = pd.DataFrame(forecast, columns=targets)
         out.insert(0, "step", np.arange(1, len(out) + 1))
@@ -135,18 +131,16 @@ class ForecastTask(Task):
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
         series = load_prepared(paths.prepared_dir)
         lookback, horizon = cfg.task.lookback, cfg.task.horizon
-        test = WindowDataset(series, "test", lookback, horizon)
-        model.eval()
-        with torch.no_grad():
-            scaled = torch.cat([model(x) for x in test.x.split(512)]).numpy()
+        starts, test = windows(series, "test", lookback, horizon)
+        scaled = torch.cat(predict_batches(model, test.datasets["x"])).numpy()
         nt, m = series.n_targets, series.meta["seasonal_period"]
         scaler = series.scaler
         targets = list(range(nt))
         history = scaler.inverse(series.values[:, :nt].astype(np.float64), targets)  # (N, nt)
         forecast = scaler.inverse(scaled.astype(np.float64), targets)  # (W, H, nt)
-        rows = test.starts[:, None] + lookback + np.arange(horizon)[None, :]  # (W, H)
+        rows = starts[:, None] + lookback + np.arange(horizon)[None, :]  # (W, H)
         actual = history[rows]
-        origin = test.starts + lookback - 1
+        origin = starts + lookback - 1
         steps = np.arange(1, horizon + 1)
         naive = np.repeat(history[origin][:, None, :], horizon, axis=1)
         snaive = history[rows - m * np.ceil(steps / m).astype(int)[None, :]]
@@ -164,7 +158,7 @@ class ForecastTask(Task):
             metrics["model"]["mae"] / metrics["seasonal_naive"]["mae"]
         )
         metrics["windows"] = len(test)
-        table = _forecast_table(series, test.starts, lookback, horizon, actual, forecast, snaive)
+        table = _forecast_table(series, starts, lookback, horizon, actual, forecast, snaive)
         names = series.meta["target_columns"]
         return Evaluation(
             metrics={"test": metrics},

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import StackDataset
 
 from rnnlab.data.checks import model_input
 from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
@@ -24,27 +24,19 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
+from rnnlab.tasks.inference import predict_batches
 from rnnlab.tasks.recurrent import recurrent_options
 
 
-class LongRangeDataset(Dataset):
-    """Model-ready tensors for one split: float (T, 2) inputs for adding, token ids for copy."""
-
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        if meta["problem"] == "adding":
-            self.x = torch.from_numpy(adding_inputs(arrays["values"], arrays["positions"]))
-            self.y = torch.from_numpy(arrays["target"])  # (n,)
-        else:
-            x, y = copy_sequences(arrays["symbols"], meta["seq_len"], meta["n_symbols"])
-            vocab = meta["n_symbols"] + 2
-            self.x = nn.functional.one_hot(torch.from_numpy(x), vocab).float()  # (n, L, V)
-            self.y = torch.from_numpy(y)  # (n, L) token ids
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
+def sequences(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StackDataset:
+    """Model-ready ``{"x", "y"}`` items of one split: float (T, 2) inputs and a sum for adding,
+    one-hot (L, V) inputs and per-step token ids for copy."""
+    if meta["problem"] == "adding":
+        x = torch.from_numpy(adding_inputs(arrays["values"], arrays["positions"]))
+        return StackDataset(x=x, y=torch.from_numpy(arrays["target"]))
+    x, y = copy_sequences(arrays["symbols"], meta["seq_len"], meta["n_symbols"])
+    one_hot = nn.functional.one_hot(torch.from_numpy(x), meta["n_symbols"] + 2).float()
+    return StackDataset(x=one_hot, y=torch.from_numpy(y))
 
 
 class PerStepClassifier(nn.Module):
@@ -81,7 +73,7 @@ class LongRangeTask(Task):
         train, meta = load_split(paths.prepared_dir, "train")
         val, _ = load_split(paths.prepared_dir, "val")
         meta = {**meta, "n_features": 2 if meta["problem"] == "adding" else meta["n_symbols"] + 2}
-        return TaskData(LongRangeDataset(train, meta), LongRangeDataset(val, meta), meta)
+        return TaskData(sequences(train, meta), sequences(val, meta), meta)
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
         hparams = {k: v for k, v in cfg.model.items() if k not in ("name", "arch")}
@@ -123,26 +115,24 @@ class LongRangeTask(Task):
         values = model_input(frame, columns)
         if meta["problem"] == "adding":
             x = torch.from_numpy(values.astype(np.float32))[None]  # (1, T, 2)
-            with torch.no_grad():
-                return pd.DataFrame({"sum": trained.model(x).numpy().astype(np.float64)})
+            (total,) = predict_batches(trained.model, x)
+            return pd.DataFrame({"sum": total.numpy().astype(np.float64)})
         tokens = torch.from_numpy(values[:, 0].astype(np.int64))
         vocab = meta["n_symbols"] + 2
         if tokens.min() < 0 or tokens.max() >= vocab:
             raise DataError(f"Column `input` holds token ids 0..{vocab - 1} (0 blank).")
         x = nn.functional.one_hot(tokens, vocab).float()[None]  # (1, L, V)
-        with torch.no_grad():
-            predicted = trained.model(x)[0].argmax(-1).numpy()  # (L,)
+        (logits,) = predict_batches(trained.model, x)  # (1, L, classes)
+        predicted = logits[0].argmax(-1).numpy()  # (L,)
         return pd.DataFrame({"t": np.arange(len(predicted)), "output": predicted})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
         arrays, meta = load_split(paths.prepared_dir, "test")
-        test = LongRangeDataset(arrays, meta)
-        model.eval()
-        with torch.no_grad():
-            prediction = torch.cat([model(x) for x in test.x.split(256)])
+        test = sequences(arrays, meta).datasets
+        prediction = torch.cat(predict_batches(model, test["x"]))
         if meta["problem"] == "adding":
-            return _evaluate_adding(prediction, test.y, meta)
-        return _evaluate_copy(prediction, test.y, meta)
+            return _evaluate_adding(prediction, test["y"], meta)
+        return _evaluate_copy(prediction, test["y"], meta)
 
 
 def _evaluate_adding(prediction: Tensor, target: Tensor, meta: dict[str, Any]) -> Evaluation:

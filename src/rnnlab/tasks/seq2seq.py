@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import StackDataset
 
 from rnnlab.data.seq2seq import TARGET_SPECIALS, load_prepared
 from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, detokenize, tokenize
@@ -24,6 +24,7 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models.seq2seq import Seq2Seq
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
+from rnnlab.tasks.inference import predict_batches
 from rnnlab.tasks.recurrent import recurrent_options
 
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
@@ -67,33 +68,28 @@ def _pad(sequences: list[list[int]], pad: int) -> Tensor:
     return out
 
 
-class PairDataset(Dataset):
-    def __init__(self, frame: pd.DataFrame, codec: PairCodec) -> None:
-        self.x, self.lengths = codec.sources(list(frame["source"]))
-        self.y = codec.targets(list(frame["target"]))
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"x": self.x[i], "lengths": self.lengths[i], "y": self.y[i]}
+def pairs(frame: pd.DataFrame, codec: PairCodec) -> StackDataset:
+    """``{"x", "lengths", "y"}`` items: padded source ids, source length, padded target ids."""
+    x, lengths = codec.sources(list(frame["source"]))
+    return StackDataset(x=x, lengths=lengths, y=codec.targets(list(frame["target"])))
 
 
 def decode(
     model: Seq2Seq, codec: PairCodec, x: Tensor, lengths: Tensor, cfg: DictConfig, batch: int = 256
 ) -> list[str]:
     """Decode sources with the configured strategy, in batches."""
-    model.eval()
-    task, out = cfg.task, []
-    for start in range(0, len(x), batch):
-        xb, lb = x[start : start + batch], lengths[start : start + batch]
+    task = cfg.task
+
+    def step(xb: Tensor, lb: Tensor) -> list[str]:
         xb = xb[:, : int(lb.max())]
         if task.decode == "beam":
             ids = model.beam_search(xb, lb, task.max_target_length, task.beam_width)
         else:
             ids, _ = model.greedy(xb, lb, task.max_target_length)
-        out += [codec.text(row) for row in ids]
-    return out
+        return [codec.text(row) for row in ids]
+
+    texts = predict_batches(model, x, lengths, step=step, batch_size=batch)
+    return [text for batch_texts in texts for text in batch_texts]
 
 
 def sequence_metrics(predictions: list[str], targets: list[str], level: str) -> dict[str, float]:
@@ -124,8 +120,8 @@ class Seq2SeqTask(Task):
         meta, frames = load_prepared(paths.prepared_dir)
         codec = PairCodec(meta)
         return TaskData(
-            train=PairDataset(frames["train"], codec),
-            val=PairDataset(frames["val"], codec),
+            train=pairs(frames["train"], codec),
+            val=pairs(frames["val"], codec),
             meta=meta,
         )
 
