@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from rnnlab.data import prepare_task_data
+from rnnlab.data.text_tokens import Vocabulary
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
 from rnnlab.model_store import load_trained
@@ -20,7 +22,7 @@ from rnnlab.models.language_model import RecurrentLanguageModel, sample
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
 from rnnlab.tasks import get_task
-from rnnlab.tasks.lm import ContiguousBatches, generate_text
+from rnnlab.tasks.lm import ContiguousBatches, generate_text, sample_prompts
 from rnnlab.tasks.ngram import NgramBaselines
 
 TINY = ["logger=none", "trainer=fast", "trainer.grad_flow_batches=0", "model.hidden_size=32"]
@@ -201,8 +203,7 @@ def test_trained_char_lm_beats_unigram_and_generates(tmp_path, lm_cfg) -> None:
     assert len(text) == 40 and text == generate_text(trained, "the ", 40, 0.5, 5, seed=0)
     with pytest.warns(UserWarning, match=r"outside the vocabulary.*'Q'"):
         assert len(generate_text(trained, "Qthe ", 10, 1.0, 0, seed=0)) == 10
-    with pytest.raises(DataError, match="prompt is empty"):
-        generate_text(trained, "", 10, 1.0, 0)
+    assert len(generate_text(trained, "", 10, 1.0, 0)) == 10  # starts from the warm-up alone
     frame = get_task("lm").predict_frame(trained, pd.DataFrame({"prompt": ["a "]}))
     assert list(frame.columns) == ["prompt", "generated"] and len(frame["generated"][0]) == 30
 
@@ -232,3 +233,53 @@ def test_data_parallel_training_is_refused_for_carried_state(compose_cfg) -> Non
     cfg = compose_cfg(["task=lm", "data=pydoc_topics", "trainer=ddp"])
     with pytest.raises(ConfigError, match="strategy=ddp_spawn would split"):
         get_task("lm").lightning_module(RecurrentLanguageModel(10, 4, 4), cfg)
+
+
+def play_corpus(n_lines: int = 900, seed: int = 0) -> str:
+    """Lines of a play: a speaker (ROMEO twice as often as JULIET), a colon, a toy sentence."""
+    rng = np.random.default_rng(seed)
+    speakers = rng.choice(["ROMEO", "ROMEO", "JULIET"], size=n_lines)
+    sentences = toy_corpus(n_lines, seed).split(". ")
+    lines = zip(speakers, sentences, strict=False)  # the split leaves one empty tail
+    return "".join(f"{who}: {said.strip()}.\n" for who, said in lines)
+
+
+def test_generation_starts_from_a_warmed_up_state_and_corpus_prompts(tmp_path, lm_cfg) -> None:
+    text = play_corpus()
+    cfg = lm_cfg(
+        text,
+        "trainer.max_epochs=8",
+        "trainer.batch_size=8",
+        "task.bptt=32",
+        "task.sample_length=30",
+        "trainer.optimizer.lr=0.01",
+    )
+    result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
+    trained = load_trained(tmp_path / "job" / "models")
+    meta, model = trained.meta, trained.model
+    # prompts come from the corpus when task.sample_prompts is not set
+    assert meta["line_starts"] == ["ROMEO: ", "JULIET: "]
+    assert meta["warmup"].endswith("\n") and meta["warmup"] in text
+    assert sample_prompts(cfg, meta) == ["ROMEO: ", "JULIET: "]
+    assert (
+        result["evaluate"]["test"]["model"]["loss"] < result["evaluate"]["test"]["bigram"]["loss"]
+    )
+
+    # The first characters of a held-out line read after the warm-up are likelier (by the
+    # model) than read from a zero state, which truncated-BPTT training never sees.
+    vocab = Vocabulary(meta["vocab"])
+    warmup = torch.tensor([vocab.encode(list(meta["warmup"]))])
+    line = torch.tensor([vocab.encode(list("JULIET: my bird sees rice."))])
+    model.eval()
+    with torch.no_grad():
+        _, state = model.step(warmup)
+        warm = nn.functional.cross_entropy(model.step(line[:, :-1], state)[0][0], line[0, 1:])
+        cold = nn.functional.cross_entropy(model.step(line[:, :-1])[0][0], line[0, 1:])
+    assert float(warm) < float(cold), (float(warm), float(cold))
+
+    # Prompt-less generation starts at a line start: a speaker's name and a colon.
+    for seed in range(3):
+        sample = generate_text(trained, "", 12, 0.5, 3, seed=seed)
+        assert sample.split(":")[0] in ("ROMEO", "JULIET"), sample
+    # A prompted sample continues with the corpus's frequent continuation: a space, a subject.
+    assert generate_text(trained, "ROMEO:", 5, 0.5, 3, seed=0).startswith(" ")

@@ -77,7 +77,7 @@ class LMTaskConfig:
     sample_length: int = at_least(200, 1)
     temperature: float = at_least(0.8, 1e-6)
     top_k: int = at_least(20, 0)  # 0: sample from the whole vocabulary
-    sample_prompts: list[str] = field(default_factory=lambda: ["def ", "The "])
+    sample_prompts: list[str] | None = None  # null: the corpus's most common line starts
     monitor: str = "val/loss"
 
 

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m rnnlab.generate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--model", required=True, help="model directory or MLflow model URI")
-    parser.add_argument("--prompt", required=True, help="text to continue")
+    parser.add_argument(
+        "--prompt", default="", help="text to continue (default: none, start at a line start)"
+    )
     parser.add_argument("--length", type=int, default=200, help="tokens to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="> 0; lower is safer")
     parser.add_argument(

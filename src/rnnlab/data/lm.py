@@ -8,6 +8,7 @@ and test tokens never seen in training count as ``<unk>``, and the raw text's ha
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,13 @@ from omegaconf import DictConfig
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
-from rnnlab.data.text_tokens import Vocabulary, read_text, tokenize
+from rnnlab.data.text_tokens import Vocabulary, detokenize, read_text, tokenize
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
+WARMUP_TOKENS = 256  # training text read before a prompt, so generation starts mid-stream
 
 
 def pydoc_topics_text() -> str:
@@ -52,6 +54,25 @@ def split_blocks(n: int, val_fraction: float, test_fraction: float) -> tuple[int
     return n - n_val - n_test, n - n_test
 
 
+def warmup_tokens(train: list[str]) -> list[str]:
+    """The end of the training text, cut after its last line break: read before a prompt, it
+    puts the model in the state it has at a line start (training never starts from zero)."""
+    tail = train[-WARMUP_TOKENS:]
+    ends = [i for i, token in enumerate(tail) if token == "\n"]
+    return tail[: ends[-1] + 1] if ends else tail
+
+
+def common_line_starts(text: str, level: str, k: int = 2) -> list[str]:
+    """The ``k`` most frequent first words of the text's lines that start with a letter (with
+    the space after them, at char level): sample prompts that fit the corpus."""
+    words = Counter()
+    for line in text.splitlines():
+        first = line.split(" ", 1)[0]
+        if first[:1].isalpha():
+            words[first + (" " if level == "char" and len(line) > len(first) else "")] += 1
+    return [word for word, _ in words.most_common(k)]
+
+
 def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     data = cfg.data
     text = load_text(data, paths.root)
@@ -74,6 +95,8 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "tokens": {split: len(block) for split, block in blocks.items()},
         "unknown_tokens": {split: int((ids[split] == 0).sum()) for split in SPLITS},
         "raw_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "warmup": detokenize(warmup_tokens(blocks["train"]), data.level),
+        "line_starts": common_line_starts(text, data.level),
     }
     with atomic_dir(paths.raw_dir) as raw_dir:
         (raw_dir / "corpus.txt").write_text(text, encoding="utf-8")

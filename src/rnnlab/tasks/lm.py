@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from rnnlab.data import read_prepared_meta
 from rnnlab.data.lm import load_prepared
 from rnnlab.data.text_tokens import Vocabulary, detokenize, tokenize
 from rnnlab.errors import ConfigError, DataError
@@ -98,18 +99,29 @@ def generate_text(
     top_k: int,
     seed: int | None = None,
 ) -> str:
-    """Continue ``prompt``; characters (or words) outside the vocabulary are read as <unk>
-    with a warning. Returns the continuation only."""
+    """Continue ``prompt`` (may be empty: then the text starts at a line start); characters (or
+    words) outside the vocabulary are read as <unk> with a warning. Returns the continuation.
+
+    The model first reads the end of its training text (``meta["warmup"]``, cut after a line
+    break), then the prompt: truncated-BPTT training never starts from a zero state, so a
+    prompt read from one gives garbage."""
     level = trained.meta["level"]
-    tokens = tokenize(prompt, level)
-    if not tokens:
-        raise DataError("The prompt is empty; give at least one character (or word) to start from.")
     vocab = Vocabulary(trained.meta["vocab"])
-    ids = vocab.encode(tokens, what="The prompt")
+    warmup = vocab.encode(tokenize(trained.meta.get("warmup", ""), level), what="The warm-up")
+    ids = warmup + vocab.encode(tokenize(prompt, level), what="The prompt")
+    if not ids:
+        raise DataError("The prompt is empty and the model has no warm-up text; give a prompt.")
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     new = sample(trained.model, ids, length, temperature, top_k, generator)
     text = detokenize(vocab.decode(new), level)
     return text if level == "char" else " " + text
+
+
+def sample_prompts(cfg: DictConfig, meta: dict[str, Any]) -> list[str]:
+    """``task.sample_prompts``, or when not set the text's most common line starts."""
+    if cfg.task.sample_prompts is not None:
+        return list(cfg.task.sample_prompts)
+    return meta.get("line_starts") or [""]
 
 
 class LanguageModelTask(Task):
@@ -149,7 +161,8 @@ class LanguageModelTask(Task):
         return TruncatedBPTTModule(model, self.loss, cfg.trainer)
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
-        return pd.DataFrame({"prompt": list(cfg.task.sample_prompts)[:1] or ["The "]})
+        meta = read_prepared_meta(paths.prepared_dir, "lm")
+        return pd.DataFrame({"prompt": sample_prompts(cfg, meta)[:1]})
 
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """One continuation per ``prompt`` row, sampled with the task's length, temperature
@@ -185,6 +198,6 @@ class LanguageModelTask(Task):
         samples = "\n\n".join(
             f"--- prompt {p!r} (temperature {task.temperature}, top-k {task.top_k}) ---\n{p}"
             + generate_text(trained, p, task.sample_length, task.temperature, task.top_k, seed)
-            for seed, p in enumerate(task.sample_prompts, start=cfg.seed)
+            for seed, p in enumerate(sample_prompts(cfg, meta), start=cfg.seed)
         )
         return Evaluation(metrics=metrics, texts={"lm_samples": samples})
