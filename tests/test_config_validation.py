@@ -56,10 +56,14 @@ def test_wrong_type_message_is_one_line_without_omegaconf_internals(compose_cfg)
 @pytest.mark.parametrize(
     ("override", "key", "allowed"),
     [
-        ("model.arch=lstmm", "model.arch=lstmm", "['rnn', 'lstm', 'gru', 'mlp', 'transformer']"),
+        (
+            "model.arch=lstmm",
+            "model.arch=lstmm",
+            "['rnn', 'lstm', 'gru', 'mlp', 'transformer', 'linear']",
+        ),
         ("data.missing=zero", "data.missing=zero", "['interpolate', 'ffill', 'drop', 'error']"),
         ("data.scaling=robust", "data.scaling=robust", "['standard', 'minmax', 'none']"),
-        ("task.window_norm=mean", "task.window_norm=mean", "['none', 'last']"),
+        ("task.window_norm=mean", "task.window_norm=mean", "['none', 'last', 'revin']"),
         ("trainer.optimizer.name=rmsprop", "trainer.optimizer.name=rmsprop", "'adamw'"),
         ("logger.backend=wandb", "logger.backend=wandb", "['mlflow', 'none']"),
     ],

@@ -41,6 +41,11 @@ CONFIGS = {
     "mlp-tanh": dict(arch="mlp", activation="tanh"),
     "mlp-relu": dict(arch="mlp", activation="relu", dropout=0.1),
     "transformer": dict(arch="transformer", num_layers=2, num_heads=4, dim_feedforward=32),
+    "nlinear": dict(arch="linear"),
+    "dlinear": dict(arch="linear", variant="dlinear", moving_avg=3),
+    "segment-gru": dict(arch="gru", segment_len=3),  # T=7: padded to 3 segments
+    "segment-lstm": dict(arch="lstm", segment_len=2, num_layers=2),
+    "patch-transformer": dict(arch="transformer", segment_len=2, num_heads=4, dim_feedforward=32),
 }
 
 

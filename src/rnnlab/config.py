@@ -24,6 +24,7 @@ from rnnlab.models.names import (
     ATTENTION_KINDS,
     DECODER_ATTENTION,
     INIT_SCHEMES,
+    LINEAR_VARIANTS,
     NONLINEARITIES,
 )
 
@@ -48,7 +49,8 @@ class ForecastTaskConfig:
     name: str = "forecast"
     lookback: int = at_least(104, 1)
     horizon: int = at_least(13, 1)
-    window_norm: str = choice("last", ("none", "last"))
+    window_norm: str = choice("last", ("none", "last", "revin"))
+    channel_independent: bool = True  # several targets: one shared network per target
     monitor: str = "val/loss"
 
 
@@ -184,6 +186,9 @@ class ModelConfig:
     num_heads: int = at_least(4, 1)
     activation: str = choice("relu", ACTIVATIONS)
     dim_feedforward: int = at_least(128, 1)
+    variant: str = choice("nlinear", LINEAR_VARIANTS)  # arch=linear only
+    moving_avg: int = at_least(25, 1)  # dlinear's trend window (odd)
+    segment_len: int | None = at_least(None, 1)  # rnn/lstm/gru/transformer: segment tokens
 
 
 @dataclass

@@ -53,6 +53,10 @@ class RunPaths:
         return self.root / "metrics"
 
     @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
     def plots_dir(self) -> Path:
         return self.root / "plots"
 

@@ -146,14 +146,18 @@ def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
 
 
 def log_artifacts(
-    cfg: DictConfig, run: dict, files: list[Path], config_yaml: str | None = None
+    cfg: DictConfig,
+    run: dict,
+    files: list[Path],
+    config_yaml: str | None = None,
+    artifact_path: str = "plots",
 ) -> None:
-    """Log ``files`` under ``plots/`` in the run, and the resolved config if given."""
+    """Log ``files`` under ``artifact_path/`` in the run, and the resolved config if given."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri(cfg.logger))
     for path in files:
-        client.log_artifact(run["run_id"], str(path), artifact_path="plots")
+        client.log_artifact(run["run_id"], str(path), artifact_path=artifact_path)
     if config_yaml is not None:
         client.log_text(run["run_id"], config_yaml, "config/resolved_config.yaml")
 

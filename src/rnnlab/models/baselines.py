@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.models.attention import lengths_to_mask
-from rnnlab.models.names import ACTIVATIONS
+from rnnlab.models.names import ACTIVATIONS, LINEAR_VARIANTS
 
 _ACTIVATION_MODULES = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -141,3 +141,43 @@ class TransformerEncoderBaseline(nn.Module):
         # masked_fill rather than multiply: padded rows may hold NaN on inference fast paths.
         h = h.masked_fill(~mask.unsqueeze(-1), 0.0)
         return h.sum(dim=1) / lengths.to(h.device, h.dtype).unsqueeze(1)  # (B, d_model)
+
+
+class LinearEncoder(nn.Module):
+    """The window itself as features, so the head is one linear map from lookback to horizon.
+
+    ``nlinear``: the flattened window (B, T*F); with the forecast task's default
+    ``window_norm=last`` this is NLinear (Zeng et al. 2023). ``dlinear``: the window split into a
+    moving-average trend and the seasonal rest, both flattened (B, 2*T*F), so the head is
+    DLinear's two linear layers summed.
+    """
+
+    def __init__(self, input_size: int, seq_len: int, variant: str, moving_avg: int) -> None:
+        super().__init__()
+        if variant not in LINEAR_VARIANTS:
+            raise ValueError(
+                f"Unknown linear variant {variant!r}; choose one of {LINEAR_VARIANTS}."
+            )
+        if moving_avg < 1 or moving_avg % 2 == 0:
+            raise ValueError(f"moving_avg must be an odd window >= 1, got {moving_avg}.")
+        self.seq_len, self.variant, self.moving_avg = seq_len, variant, moving_avg
+        self.output_size = input_size * seq_len * (2 if variant == "dlinear" else 1)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        padded = lengths is not None and bool((lengths != x.shape[1]).any())
+        if x.shape[1] != self.seq_len or padded:
+            raise ValueError(
+                f"A linear model needs unpadded windows of seq_len={self.seq_len} steps, "
+                f"got T={x.shape[1]}."
+            )
+        if self.variant == "nlinear":
+            return x.reshape(x.shape[0], -1)  # (B, T*F)
+        trend = moving_average(x, self.moving_avg)  # (B, T, F)
+        return torch.cat([(x - trend).reshape(x.shape[0], -1), trend.reshape(x.shape[0], -1)], 1)
+
+
+def moving_average(x: Tensor, kernel: int) -> Tensor:
+    """Centred moving average over time of (B, T, F), the ends padded with their edge values."""
+    half = (kernel - 1) // 2
+    padded = torch.cat([x[:, :1].expand(-1, half, -1), x, x[:, -1:].expand(-1, half, -1)], 1)
+    return nn.functional.avg_pool1d(padded.transpose(1, 2), kernel, stride=1).transpose(1, 2)

@@ -7,7 +7,9 @@ builders in this package check against the same tuples.
 from __future__ import annotations
 
 RECURRENT_ARCHS: tuple[str, ...] = ("rnn", "lstm", "gru")  # also the recurrent cells
-ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer")
+ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer", "linear")
+SEGMENT_ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "transformer")  # can read segment tokens
+LINEAR_VARIANTS: tuple[str, ...] = ("nlinear", "dlinear")  # arch=linear only
 NONLINEARITIES: tuple[str, ...] = ("tanh", "relu")  # arch=rnn only
 INIT_SCHEMES: tuple[str, ...] = ("default", "xavier", "orthogonal", "chrono", "identity")
 ATTENTION_KINDS: tuple[str, ...] = ("additive", "dot", "multihead")  # pooling an encoder

@@ -11,10 +11,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from rnnlab.models.attention import AttentionPooling, lengths_to_mask
-from rnnlab.models.baselines import MLPEncoder, TransformerEncoderBaseline
+from rnnlab.models.baselines import LinearEncoder, MLPEncoder, TransformerEncoderBaseline
 from rnnlab.models.encoders import RecurrentEncoder
 from rnnlab.models.init import init_weights
-from rnnlab.models.names import ARCHS, RECURRENT_ARCHS
+from rnnlab.models.names import ARCHS, RECURRENT_ARCHS, SEGMENT_ARCHS
+from rnnlab.models.segments import SegmentEmbedding
 
 
 class SequenceNetwork(nn.Module):
@@ -22,19 +23,29 @@ class SequenceNetwork(nn.Module):
 
     For a ``RecurrentEncoder`` the features are either its ``last`` summary or, if ``pooling`` is
     given, attention over all its outputs with ``last`` as the query. Other encoders (MLP,
-    Transformer) already return (B, D) and are used as is.
+    Transformer) already return (B, D) and are used as is. With ``segments``, the encoder reads
+    embedded segments of the window (SegRNN, PatchTST) instead of its single steps.
     """
 
     def __init__(
-        self, encoder: nn.Module, output_size: int, pooling: AttentionPooling | None = None
+        self,
+        encoder: nn.Module,
+        output_size: int,
+        pooling: AttentionPooling | None = None,
+        segments: SegmentEmbedding | None = None,
     ) -> None:
         super().__init__()
+        self.segments = segments
         self.encoder = encoder
         self.pooling = pooling
         self.head = nn.Linear(encoder.output_size, output_size)
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x (B, T, F) -> features (B, D) fed to the head (useful for probing/embeddings)."""
+        if self.segments is not None:
+            if lengths is not None and bool((lengths != x.shape[1]).any()):
+                raise ValueError("Segment tokens need unpadded windows; got padded sequences.")
+            x, lengths = self.segments(x), None  # (B, N, D)
         if not isinstance(self.encoder, RecurrentEncoder):
             return self.encoder(x, lengths)  # (B, D)
         outputs, last, _ = self.encoder(x, lengths)  # (B, T, D), (B, D)
@@ -64,6 +75,9 @@ def build_network(
     num_heads: int = 4,
     activation: str = "relu",
     dim_feedforward: int | None = None,
+    variant: str = "nlinear",
+    moving_avg: int = 25,
+    segment_len: int | None = None,
 ) -> SequenceNetwork:
     """Build an initialised sequence-to-vector network.
 
@@ -85,6 +99,11 @@ def build_network(
         num_heads: heads for ``attention="multihead"`` and for the Transformer.
         activation: MLP activation, one of ``"sigmoid"``, ``"tanh"``, ``"relu"``.
         dim_feedforward: Transformer feed-forward width (default ``4 * hidden_size``).
+        variant: ``linear`` only: ``"nlinear"`` (one linear map of the window) or
+            ``"dlinear"`` (trend/seasonal decomposition, one linear map each).
+        moving_avg: ``dlinear`` only: the trend's moving-average window (odd).
+        segment_len: recurrent archs and the Transformer: read the window as embedded segments
+            of this many steps (SegRNN / PatchTST tokens) instead of single steps.
     """
     # Each part checks its own options (the encoder its cell and nonlinearity, attention its
     # kind, the MLP its activation, init_weights its scheme); here only the arch, and options an
@@ -101,7 +120,15 @@ def build_network(
             f"nonlinearity={nonlinearity!r} only applies to arch='rnn', not {arch!r}; "
             "use nonlinearity='tanh'."
         )
+    if segment_len is not None and arch not in SEGMENT_ARCHS:
+        raise ValueError(f"segment_len applies to {SEGMENT_ARCHS}, not {arch!r}.")
+    if arch != "linear" and variant != "nlinear":
+        raise ValueError(f"variant={variant!r} only applies to arch='linear', not {arch!r}.")
 
+    segments = None
+    if segment_len is not None:
+        segments = SegmentEmbedding(input_size, segment_len, hidden_size, arch != "transformer")
+        input_size = hidden_size
     pooling = None
     if arch in RECURRENT_ARCHS:
         encoder: nn.Module = RecurrentEncoder(
@@ -121,6 +148,10 @@ def build_network(
         encoder = MLPEncoder(
             input_size, seq_len, hidden_size, num_layers, activation=activation, dropout=dropout
         )
+    elif arch == "linear":
+        if seq_len is None:
+            raise ValueError("arch='linear' needs seq_len (the fixed window length / lookback).")
+        encoder = LinearEncoder(input_size, seq_len, variant, moving_avg)
     else:  # transformer
         encoder = TransformerEncoderBaseline(
             input_size,
@@ -131,8 +162,9 @@ def build_network(
             dropout=dropout,
         )
 
-    network = SequenceNetwork(encoder, output_size, pooling)
-    init_weights(network, init, max_timescale=seq_len)
+    network = SequenceNetwork(encoder, output_size, pooling, segments)
+    steps = seq_len if seq_len is None or segment_len is None else -(-seq_len // segment_len)
+    init_weights(network, init, max_timescale=steps)
     return network
 
 

@@ -43,6 +43,8 @@ class Evaluation:
     plot_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # e.g. generated samples, for MLflow
+    # One row per test prediction, so any metric can be recomputed (forecast windows x steps).
+    predictions: pd.DataFrame | None = None
 
     def flat_metrics(self) -> dict[str, float]:
         def walk(prefix: str, node: Any) -> dict[str, float]:

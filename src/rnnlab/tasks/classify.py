@@ -85,7 +85,7 @@ class ClassifyTask(Task):
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
         hparams = {k: v for k, v in cfg.model.items() if k not in ("name", "arch")}
-        summarise = cfg.model.arch == "mlp"
+        summarise = cfg.model.arch in ("mlp", "linear")
         text = meta["kind"] == "text"
         features = cfg.task.embedding_dim if text else meta["n_features"]
         network = build_network(

@@ -22,7 +22,9 @@ from rnnlab.data.preprocessing import Scaler, make_windows, window_starts
 from rnnlab.errors import DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network
+from rnnlab.models.window_norm import WindowNorm
 from rnnlab.paths import RunPaths
+from rnnlab.tasks import forecast_baselines
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.inference import predict_batches
 
@@ -42,24 +44,39 @@ def windows(
 class Forecaster(nn.Module):
     """A sequence network with a forecasting head: (B, lookback, F) -> (B, horizon, targets).
 
-    With ``window_norm="last"`` each window is shifted by its last observed target value before
-    the network sees it and the forecast shifted back (NLinear, Zeng et al. 2023): the network
-    learns changes rather than levels, so a trending series does not leave the range it saw
-    in training.
+    Each window is normalised first (``window_norm``: ``last`` subtracts its last target value,
+    NLinear; ``revin`` standardises it, RevIN; see ``rnnlab.models.window_norm``) and the
+    forecast mapped back, so the network learns shapes rather than levels. With several targets
+    and ``channel_independent``, the network sees one target at a time (with the covariates) and
+    its weights are shared across targets (PatchTST, SegRNN): more windows to learn from, and no
+    spurious cross-target weights.
     """
 
-    def __init__(self, network: nn.Module, horizon: int, n_targets: int, window_norm: str) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        horizon: int,
+        n_features: int,
+        n_targets: int,
+        window_norm: str,
+        channel_independent: bool = False,
+    ) -> None:
         super().__init__()
         self.network, self.horizon, self.n_targets = network, horizon, n_targets
-        self.window_norm = window_norm
+        self.norm = WindowNorm(window_norm, n_features, n_targets)
+        self.channel_independent = channel_independent and n_targets > 1
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        nt = self.n_targets  # windows are fixed-length: ``lengths`` is accepted and unused
-        if self.window_norm == "last":
-            last = x[:, -1:, :nt]  # (B, 1, targets)
-            x = torch.cat([x[..., :nt] - last, x[..., nt:]], dim=-1)
-        out = self.network(x).view(x.shape[0], self.horizon, nt)  # (B, H, targets)
-        return out + last if self.window_norm == "last" else out
+        # Windows are fixed-length: ``lengths`` is accepted and unused.
+        batch, steps, _ = x.shape
+        nt, horizon = self.n_targets, self.horizon
+        x, restore = self.norm(x)
+        if not self.channel_independent:
+            return restore(self.network(x).view(batch, horizon, nt))  # (B, H, targets)
+        targets = x[..., :nt].transpose(1, 2).reshape(batch * nt, steps, 1)  # row b*nt + j
+        covariates = x[..., nt:].repeat_interleave(nt, dim=0)  # (B*nt, T, C)
+        out = self.network(torch.cat([targets, covariates], dim=-1))  # (B*nt, H)
+        return restore(out.view(batch, nt, horizon).transpose(1, 2))  # (B, H, targets)
 
 
 class ForecastTask(Task):
@@ -80,14 +97,18 @@ class ForecastTask(Task):
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> nn.Module:
         hparams = {k: v for k, v in cfg.model.items() if k not in ("name", "arch")}
+        n_features, n_targets = meta["n_features"], meta["n_targets"]
+        independent = cfg.task.channel_independent and n_targets > 1
         network = build_network(
             cfg.model.arch,
-            input_size=meta["n_features"],
-            output_size=cfg.task.horizon * meta["n_targets"],
+            input_size=n_features - n_targets + 1 if independent else n_features,
+            output_size=cfg.task.horizon * (1 if independent else n_targets),
             seq_len=cfg.task.lookback,
             **hparams,
         )
-        return Forecaster(network, cfg.task.horizon, meta["n_targets"], cfg.task.window_norm)
+        return Forecaster(
+            network, cfg.task.horizon, n_features, n_targets, cfg.task.window_norm, independent
+        )
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         return nn.functional.mse_loss(prediction, batch["y"])
@@ -134,50 +155,104 @@ class ForecastTask(Task):
         starts, test = windows(series, "test", lookback, horizon)
         scaled = torch.cat(predict_batches(model, test.datasets["x"])).numpy()
         nt, m = series.n_targets, series.meta["seasonal_period"]
-        scaler = series.scaler
-        targets = list(range(nt))
-        history = scaler.inverse(series.values[:, :nt].astype(np.float64), targets)  # (N, nt)
-        forecast = scaler.inverse(scaled.astype(np.float64), targets)  # (W, H, nt)
-        rows = starts[:, None] + lookback + np.arange(horizon)[None, :]  # (W, H)
-        actual = history[rows]
-        origin = starts + lookback - 1
-        steps = np.arange(1, horizon + 1)
-        naive = np.repeat(history[origin][:, None, :], horizon, axis=1)
-        snaive = history[rows - m * np.ceil(steps / m).astype(int)[None, :]]
-        scale = np.abs(
-            history[m : series.bounds.val_start] - history[: series.bounds.val_start - m]
+        values = series.values[:, :nt].astype(np.float64)  # scaled targets (N, nt)
+        ridge, alphas = forecast_baselines.ridge_nlinear(
+            values,
+            window_starts(*series.split_range("train"), lookback, horizon),
+            window_starts(*series.split_range("val"), lookback, horizon),
+            starts,
+            lookback,
+            horizon,
         )
-        mase_scale = scale.mean(axis=0)  # in-sample seasonal-naive MAE per target (Hyndman 2006)
-
-        metrics = {
-            "model": _point_metrics(forecast, actual, mase_scale),
-            "naive": _point_metrics(naive, actual, mase_scale),
-            "seasonal_naive": _point_metrics(snaive, actual, mase_scale),
+        forecasts_z = {  # every forecast of the same test windows, on the scaled (z) scale
+            "model": scaled.astype(np.float64),
+            "naive": forecast_baselines.naive(values, starts, lookback, horizon),
+            "seasonal_naive": forecast_baselines.seasonal_naive(
+                values, starts, lookback, horizon, m
+            ),
+            "ridge_nlinear": ridge,
+        }
+        rows = starts[:, None] + lookback + np.arange(horizon)[None, :]  # (W, H)
+        actual_z = values[rows]  # (W, H, nt)
+        targets = list(range(nt))
+        unscale = lambda z: series.scaler.inverse(z, targets)  # noqa: E731
+        history = unscale(values)
+        train_end = series.bounds.val_start
+        # In-sample seasonal-naive MAE per target on the training rows (Hyndman 2006).
+        mase_scale = np.abs(history[m:train_end] - history[: train_end - m]).mean(axis=0)
+        actual = history[rows]
+        forecasts = {name: unscale(z) for name, z in forecasts_z.items()}
+        metrics: dict[str, Any] = {
+            name: {
+                **_point_metrics(forecasts[name], actual, mase_scale),
+                **_scaled_metrics(forecasts_z[name], actual_z),
+            }
+            for name in forecasts
         }
         metrics["model"]["skill_vs_seasonal_naive"] = 1 - (
             metrics["model"]["mae"] / metrics["seasonal_naive"]["mae"]
         )
+        metrics["ridge_nlinear"]["alpha"] = float(np.mean(alphas))
         metrics["windows"] = len(test)
-        table = _forecast_table(series, starts, lookback, horizon, actual, forecast, snaive)
+        model_forecast, snaive = forecasts["model"], forecasts["seasonal_naive"]
+        table = _forecast_table(series, starts, lookback, horizon, actual, model_forecast, snaive)
         names = series.meta["target_columns"]
         return Evaluation(
             metrics={"test": metrics},
             plot_tables={"forecast": table},
             figures={"forecast": _forecast_figure(table, names, series.meta["dataset"])},
+            predictions=_predictions_frame(series, starts, lookback, actual, forecasts),
         )
 
 
 def _point_metrics(
     pred: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray
 ) -> dict[str, float]:
+    """Errors on the original scale; MASE averages each target's MAE over its own scale."""
     p, a = torch.from_numpy(pred), torch.from_numpy(actual)
     mae_per_target = (p - a).abs().mean(dim=(0, 1)).numpy()
     return {
         "mae": float(tmf.mean_absolute_error(p, a)),
+        "mse": float(tmf.mean_squared_error(p, a)),
         "rmse": float(tmf.mean_squared_error(p, a, squared=False)),
         "smape": 100 * float(tmf.symmetric_mean_absolute_percentage_error(p, a)),
         "mase": float(np.mean(mae_per_target / mase_scale)),
     }
+
+
+def _scaled_metrics(pred_z: np.ndarray, actual_z: np.ndarray) -> dict[str, float]:
+    """MSE and MAE on the scaled series (z-scores with ``data.scaling=standard``), the scale the
+    long-horizon forecasting literature reports, comparable across series."""
+    error = pred_z - actual_z
+    return {"mse_z": float(np.mean(error**2)), "mae_z": float(np.mean(np.abs(error)))}
+
+
+def _predictions_frame(
+    series: PreparedSeries,
+    starts: np.ndarray,
+    lookback: int,
+    actual: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """Every test forecast, one row per (window, step, target), on the original scale, with the
+    target's scaler ``loc``/``scale`` so scaled errors follow as (value - loc) / scale."""
+    w, h, j = (index.ravel() for index in np.indices(actual.shape))
+    origin = starts + lookback - 1
+    times = series.times.to_numpy()
+    scaler = series.scaler
+    return pd.DataFrame(
+        {
+            "window": w,
+            "origin": times[origin[w]],
+            "time": times[origin[w] + h + 1],
+            "step": h + 1,
+            "target": np.asarray(series.meta["target_columns"])[j],
+            "actual": actual.ravel(),
+            **{name: forecast.ravel() for name, forecast in forecasts.items()},
+            "loc": np.asarray(scaler.loc)[j],
+            "scale": np.asarray(scaler.scale)[j],
+        }
+    )
 
 
 def _forecast_table(

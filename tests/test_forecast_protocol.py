@@ -1,0 +1,91 @@
+"""The forecasting protocol: linear models, the ridge NLinear baseline on the same windows,
+scaled (z) errors, per-window predictions, window normalisation and channel independence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnlab.config import compose, validate
+from rnnlab.model_store import load_trained
+from rnnlab.models import build_network
+from rnnlab.models.window_norm import WindowNorm
+from rnnlab.paths import RunPaths
+from rnnlab.pipeline import run_pipeline
+from rnnlab.tasks.forecast import Forecaster
+from rnnlab.tasks.forecast_baselines import naive, ridge_nlinear
+
+
+def test_trained_linear_model_beats_naive_and_its_predictions_reproduce_the_metrics(
+    tmp_path: Path,
+) -> None:
+    overrides = ["logger=none", "model=linear", "trainer.max_epochs=4", "trainer.num_threads=1"]
+    paths = RunPaths(tmp_path)
+    test = run_pipeline(validate(compose(overrides)), paths)["evaluate"]["test"]
+    assert test["model"]["mse_z"] < 0.5 * test["naive"]["mse_z"]
+    assert test["model"]["mae"] < test["naive"]["mae"]
+
+    frame = pd.read_parquet(paths.predictions_dir / "test.parquet")
+    assert len(frame) == test["windows"] * 13 and frame["window"].nunique() == test["windows"]
+    for name in ("model", "naive", "seasonal_naive", "ridge_nlinear"):
+        error = frame[name] - frame["actual"]
+        assert np.mean(np.abs(error)) == pytest.approx(test[name]["mae"], rel=1e-6)
+        mse_z = np.mean((error / frame["scale"]) ** 2)
+        assert mse_z == pytest.approx(test[name]["mse_z"], rel=1e-6)
+
+    # The saved model, reloaded, predicts the numbers evaluate recorded.
+    trained = load_trained(paths.model_dir)
+    series = pd.read_csv(paths.prepared_dir / "series.csv")
+    first = frame[frame["window"] == 0]
+    origin = int(np.flatnonzero(pd.to_datetime(series["date"]) == first["origin"].iloc[0])[0])
+    x = torch.tensor(series["co2"].to_numpy(np.float32)[origin - 103 : origin + 1])[None, :, None]
+    with torch.no_grad():
+        scaled = trained.model(x)[0, :, 0].numpy()
+    scale, loc = first["scale"].to_numpy(), first["loc"].to_numpy()
+    np.testing.assert_allclose(scaled * scale + loc, first["model"], rtol=1e-5)
+
+
+def test_ridge_nlinear_learns_a_seasonal_series_that_naive_cannot() -> None:
+    t = np.arange(600)
+    rng = np.random.default_rng(0)
+    values = (np.sin(2 * np.pi * t / 12) + 0.01 * t + rng.normal(0, 0.05, t.size))[:, None]
+    lookback, horizon = 36, 6
+    fit, select, test = np.arange(0, 300), np.arange(300, 420), np.arange(450, 550)
+    forecast, alphas = ridge_nlinear(values, fit, select, test, lookback, horizon)
+    rows = test[:, None] + lookback + np.arange(horizon)[None, :]
+    actual = values[rows]
+    assert forecast.shape == actual.shape == (100, horizon, 1) and len(alphas) == 1
+    ridge_mse = np.mean((forecast - actual) ** 2)
+    assert ridge_mse < 0.01  # about the noise level, 0.05 ** 2 per step plus trend
+    assert ridge_mse < 0.05 * np.mean((naive(values, test, lookback, horizon) - actual) ** 2)
+
+
+def test_revin_restores_what_it_normalised() -> None:
+    norm = WindowNorm("revin", n_features=3, n_targets=2)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 2.0, 3.0]))
+        norm.bias.copy_(torch.tensor([0.1, -0.3, 1.0]))
+    x = 5 + 10 * torch.randn(4, 20, 3)
+    normed, restore = norm(x)
+    # Per window and channel: zero mean, unit variance before the affine map.
+    plain = (normed - norm.bias) / norm.weight
+    torch.testing.assert_close(plain.mean(dim=1), torch.zeros(4, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(restore(normed[..., :2]), x[..., :2], atol=1e-4, rtol=1e-5)
+
+
+def test_channel_independence_shares_one_network_across_targets() -> None:
+    torch.manual_seed(0)
+    network = build_network("gru", input_size=2, output_size=5, seq_len=12, segment_len=4)
+    model = Forecaster(
+        network, 5, n_features=3, n_targets=2, window_norm="revin", channel_independent=True
+    )
+    x = torch.randn(3, 12, 3)  # two targets, one covariate
+    swapped = x[..., [1, 0, 2]]
+    with torch.no_grad():
+        out, out_swapped = model(x), model(swapped)
+    assert out.shape == (3, 5, 2)
+    torch.testing.assert_close(out_swapped, out[..., [1, 0]], atol=1e-6, rtol=0)
