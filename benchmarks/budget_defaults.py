@@ -85,6 +85,15 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
             "trainer.early_stopping_patience=8",
         ],
         "current": [],
+        "bigru_cosine": [
+            "model=bigru",
+            "model.hidden_size=64",
+            "model.num_layers=1",
+            "trainer.max_epochs=10",
+            "trainer.scheduler.name=cosine",
+            "trainer.scheduler.warmup=0.05",
+            "trainer.early_stopping_patience=3",
+        ],
     },
 }
 

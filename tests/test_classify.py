@@ -17,6 +17,7 @@ from rnnlab.model_store import load_trained
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
 from rnnlab.tasks import get_task
+from rnnlab.tasks.classify_metrics import TFIDF_C
 from sentiment_corpus import make_corpus
 
 VARIANTS = ["rnn", "rnn_relu", "lstm", "gru", "bilstm", "bigru", "lstm_attn", "mlp", "transformer"]
@@ -104,6 +105,9 @@ def test_sentiment_is_learned_well_above_the_baselines(tmp_path: Path, classify_
     assert test["model"]["accuracy"] >= test["majority"]["accuracy"] + 0.35
     # Bag of words cannot see "not" flip the verdict; the recurrent model can.
     assert test["model"]["accuracy"] > test["logistic"]["accuracy"]
+    # ... and neither can unigrams; TF-IDF bigrams see "not great", so they are the hard bar.
+    assert test["tfidf"]["accuracy"] > test["logistic"]["accuracy"] + 0.1
+    assert test["tfidf_c"] in TFIDF_C
 
     # Raw strings in (what the logged model's predict calls), labels and probabilities out.
     raw = pd.DataFrame({"text": ["the film was great .", "the film was not great .", "Dull!"]})

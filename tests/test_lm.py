@@ -23,7 +23,7 @@ from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
 from rnnlab.tasks import get_task
 from rnnlab.tasks.lm import ContiguousBatches, generate_text, sample_prompts
-from rnnlab.tasks.ngram import NgramBaselines
+from rnnlab.tasks.ngram import KneserNey, NgramBaselines
 
 TINY = ["logger=none", "trainer=fast", "trainer.grad_flow_batches=0", "model.hidden_size=32"]
 
@@ -139,6 +139,25 @@ def test_ngram_baselines_on_a_predictable_stream() -> None:
     assert baselines.weight == 0.99 and baselines.bigram_loss(train) < 0.05
 
 
+def test_kneser_ney_picks_the_order_the_stream_needs_and_sums_to_one() -> None:
+    # After "a" comes "b" or "c", alternately: a bigram cannot tell which; a trigram can.
+    rng = np.random.default_rng(0)
+    pattern = np.array([1, 2, 1, 3], dtype=np.int32)  # a b a c
+    stream = np.concatenate(
+        [pattern if rng.random() < 0.95 else rng.integers(1, 5, 4) for _ in range(3000)]
+    ).astype(np.int32)
+    train, val, test = stream[:10000], stream[10000:11000], stream[11000:]
+    kneser_ney = KneserNey(train, vocab_size=5)
+    bigram = NgramBaselines(train, vocab_size=5)
+    bigram.fit_weight(val)
+    assert kneser_ney.fit_order(val) >= 3
+    assert kneser_ney.loss(test) < bigram.bigram_loss(test) - 0.3
+    # a proper distribution over the next token, for seen and unseen histories
+    for history in ([1, 2, 1], [3, 1, 2], [4, 4, 4], [0, 0, 1]):
+        candidates = [kneser_ney._probs(np.array([*history, w]), 4)[-1] for w in range(5)]
+        assert sum(candidates) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [("", "is empty"), ("  \n\n", "is empty"), (b"caf\xe9 au lait", "not UTF-8 .*line 1")],
@@ -195,6 +214,7 @@ def test_trained_char_lm_beats_unigram_and_generates(tmp_path, lm_cfg) -> None:
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
     test = result["evaluate"]["test"]
     assert test["model"]["bpc"] < test["unigram"]["bpc"] - 1.0
+    assert test["kneser_ney"]["loss"] < test["bigram"]["loss"] and test["kneser_ney_order"] >= 2
     assert test["model"]["bpc"] == pytest.approx(test["model"]["loss"] / np.log(2))
     assert test["model"]["perplexity"] == pytest.approx(np.exp(test["model"]["loss"]))
 

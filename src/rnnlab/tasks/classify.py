@@ -3,7 +3,8 @@
 Padding never changes a prediction: recurrent encoders pack the sequences, attention pooling and
 the Transformer mask the padded steps, and the feed-forward baseline sees masked summaries.
 Evaluation reports accuracy, macro-F1 and per-class precision/recall for the model, the
-majority class and a logistic regression on simple summary features of the same split.
+majority class and a logistic regression on simple summary features of the same split, and for
+text a TF-IDF unigram+bigram logistic regression (C chosen on validation).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rnnlab.tasks.classify_metrics import (
     confusion_figure,
     logistic_baseline,
     per_class_scores,
+    tfidf_baseline,
 )
 from rnnlab.tasks.inference import predict_batches
 
@@ -147,10 +149,15 @@ class ClassifyTask(Task):
         predicted = predict_proba(model, test["x"], test["lengths"]).argmax(axis=1)
         majority = np.full_like(test["y"], np.bincount(train["y"]).argmax())
         logistic = logistic_baseline(meta, train, test, seed=cfg.seed)
+        baselines = {"majority": majority, "logistic": logistic}
+        if meta["kind"] == "text":
+            baselines["tfidf"], tfidf_c = tfidf_baseline(train, splits["val"], test, cfg.seed)
         metrics = {
             "model": classification_scores(test["y"], predicted, len(classes)),
-            "majority": classification_scores(test["y"], majority, len(classes)),
-            "logistic": classification_scores(test["y"], logistic, len(classes)),
+            **{
+                name: classification_scores(test["y"], labels, len(classes))
+                for name, labels in baselines.items()
+            },
             "per_class": {
                 _metric_safe(name): scores
                 for name, scores in zip(
@@ -159,6 +166,8 @@ class ClassifyTask(Task):
             },
             "examples": len(test["y"]),
         }
+        if meta["kind"] == "text":
+            metrics["tfidf_c"] = tfidf_c
         names = np.asarray(classes)
         table = pd.DataFrame({"actual": names[test["y"]], "predicted": names[predicted]})
         title = (

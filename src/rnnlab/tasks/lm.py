@@ -4,7 +4,7 @@ Training batches are the token stream laid out as ``batch_size`` parallel rows r
 consecutive windows of ``bptt`` steps (pytorch/examples ``word_language_model``); the state
 is carried from window to window (``TruncatedBPTTModule``). Evaluation reports loss, bits per
 token (per character at the default char level) and perplexity on val and test against
-unigram and bigram baselines on the same tokens, and samples a little text.
+unigram, bigram and Kneser-Ney n-gram baselines on the same tokens, and samples a little text.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models.language_model import RecurrentLanguageModel, detach_state, sample
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
-from rnnlab.tasks.ngram import NgramBaselines
+from rnnlab.tasks.ngram import KneserNey, NgramBaselines
 from rnnlab.tasks.recurrent import recurrent_options
 
 EVAL_BATCH = 8  # parallel rows when scoring val/test: wide enough to be fast, few cut tokens
@@ -182,15 +182,19 @@ class LanguageModelTask(Task):
         meta, ids = load_prepared(paths.prepared_dir)
         baselines = NgramBaselines(ids["train"], len(meta["vocab"]))
         baselines.fit_weight(ids["val"])
+        kneser_ney = KneserNey(ids["train"], len(meta["vocab"]))
+        kneser_ney.fit_order(ids["val"])
         metrics: dict[str, Any] = {}
         for split in ("val", "test"):
             metrics[split] = {
                 "model": scores(stream_loss(model, ids[split], cfg.task.bptt)),
                 "unigram": scores(baselines.unigram_loss(ids[split])),
                 "bigram": scores(baselines.bigram_loss(ids[split])),
+                "kneser_ney": scores(kneser_ney.loss(ids[split])),
                 "tokens": len(ids[split]),
             }
         metrics["test"]["bigram_weight"] = baselines.weight
+        metrics["test"]["kneser_ney_order"] = kneser_ney.order
         trained = TrainedModel(cfg, meta, model)
         task = cfg.task
         # One seed per prompt: with a shared seed, a short-memory model that has forgotten the

@@ -1,12 +1,15 @@
-"""Unigram and bigram baselines for language modelling, in numpy.
+"""Unigram, bigram and Kneser-Ney n-gram baselines for language modelling, in numpy.
 
-Both are fitted on the training tokens and scored on the very tokens the model is scored on, so
+All are fitted on the training tokens and scored on the very tokens the model is scored on, so
 "bits per character below the bigram" means the recurrent model learnt more than local
 character pairs. Unigram: add-one smoothing. Bigram: Jelinek-Mercer interpolation with the
-unigram, the weight chosen on the validation tokens.
+unigram, the weight chosen on the validation tokens. Kneser-Ney: interpolated, order chosen on
+the validation tokens; the hard bar (a character 5-gram is strong on a million characters).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +48,114 @@ class NgramBaselines:
 
     def bigram_loss(self, tokens: np.ndarray) -> float:
         return float(-np.log(self._bigram_probs(tokens, self.weight)).mean())
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``values`` at ``queries`` in the sorted ``keys``; 0 where a query is absent."""
+    if len(keys) == 0:
+        return np.zeros(len(queries))
+    pos = np.searchsorted(keys, queries).clip(max=len(keys) - 1)
+    return np.where(keys[pos] == queries, values[pos], 0).astype(np.float64)
+
+
+def _gram_codes(tokens: np.ndarray, length: int, vocab_size: int) -> np.ndarray:
+    """Code of every ``length``-gram: sum of token * V**(position from the right)."""
+    codes = np.zeros(len(tokens) - length + 1, dtype=np.int64)
+    for j in range(length):
+        codes = codes * vocab_size + tokens[j : len(tokens) - length + 1 + j]
+    return codes
+
+
+class _Order:
+    """Counts of the n-grams of one length: raw, and continuation counts N1+(. gram)."""
+
+    def __init__(self, codes: np.ndarray, longer: np.ndarray | None, vocab_size: int, n: int):
+        self.tables: dict[bool, dict[str, Any]] = {}
+        self.codes, self.raw = np.unique(codes, return_counts=True)
+        if longer is None:  # the longest order: no continuation counts
+            self.continuation = self.raw
+        else:  # distinct tokens seen before the gram = distinct longer grams ending in it
+            suffixes, counts = np.unique(longer % vocab_size**n, return_counts=True)
+            self.continuation = _lookup(suffixes, counts, self.codes)
+
+    def table(self, raw: bool, vocab_size: int) -> dict[str, Any]:
+        """Per gram its count, per context (gram without its last token) the total count and
+        the number of distinct next tokens, and the absolute discount n1 / (n1 + 2 n2)."""
+        if raw not in self.tables:
+            self.tables[raw] = self._table(raw, vocab_size)
+        return self.tables[raw]
+
+    def _table(self, raw: bool, vocab_size: int) -> dict[str, Any]:
+        counts = (self.raw if raw else self.continuation).astype(np.float64)
+        keep = counts > 0
+        codes, counts = self.codes[keep], counts[keep]
+        contexts, starts, types = np.unique(
+            codes // vocab_size, return_index=True, return_counts=True
+        )
+        n1, n2 = (counts == 1).sum(), (counts == 2).sum()
+        discount = n1 / (n1 + 2 * n2) if n1 + n2 > 0 else 0.5
+        return {
+            "codes": codes,
+            "counts": counts,
+            "contexts": contexts,
+            "totals": np.add.reduceat(counts, starts) if len(counts) else counts,
+            "types": types,
+            "discount": min(max(discount, 0.05), 0.95),
+        }
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney n-gram model (Chen & Goodman 1998, one discount per order),
+    fitted on the training tokens; the order is chosen on the validation tokens.
+
+    Grams are int64 codes in base V, so the longest order is capped where V**order would
+    overflow (order 9 at a 100-character vocabulary, 4 at 20,000 words). Numpy only: one
+    ``np.unique`` per order to fit, one ``searchsorted`` per order to score (about a second per
+    order on a million characters).
+    """
+
+    def __init__(self, train: np.ndarray, vocab_size: int, max_order: int = 8) -> None:
+        self.vocab_size = vocab_size
+        cap = int(np.log(2**62) / np.log(max(vocab_size, 2)))
+        self.max_order = max(1, min(max_order, cap, len(train)))
+        tokens = train.astype(np.int64)
+        codes = [_gram_codes(tokens, n, vocab_size) for n in range(1, self.max_order + 1)]
+        self.orders = [
+            _Order(codes[n - 1], codes[n] if n < self.max_order else None, vocab_size, n)
+            for n in range(1, self.max_order + 1)
+        ]
+        self.order = self.max_order
+
+    def _probs(self, tokens: np.ndarray, order: int) -> np.ndarray:
+        """P(tokens[i] | the order - 1 tokens before it) for i >= 1."""
+        tokens = tokens.astype(np.int64)
+        targets = tokens[1:]
+        probs = np.full(len(targets), 1.0 / self.vocab_size)
+        for n in range(1, order + 1):
+            table = self.orders[n - 1].table(n == order, self.vocab_size)
+            # gram code of (context of n - 1 tokens, target) for every target with a full context
+            first = n - 1  # targets[first:] have n - 1 tokens before them
+            if first >= len(targets):
+                break
+            grams = _gram_codes(tokens, n, self.vocab_size)[1:]  # the grams ending at targets
+            context = grams // self.vocab_size
+            count = _lookup(table["codes"], table["counts"], grams)
+            total = _lookup(table["contexts"], table["totals"], context)
+            types = _lookup(table["contexts"], table["types"], context)
+            d = table["discount"]
+            lower = probs[first:]
+            seen = total > 0
+            safe = np.where(seen, total, 1.0)
+            mixed = np.maximum(count - d, 0) / safe + d * types / safe * lower
+            probs[first:] = np.where(seen, mixed, lower)
+        return probs
+
+    def loss(self, tokens: np.ndarray, order: int | None = None) -> float:
+        """Mean negative log-likelihood (nats) of ``tokens[1:]``."""
+        return float(-np.log(self._probs(tokens, order or self.order)).mean())
+
+    def fit_order(self, val: np.ndarray) -> int:
+        """Choose the order with the lowest validation loss."""
+        losses = [self.loss(val, n) for n in range(1, self.max_order + 1)]
+        self.order = int(np.argmin(losses)) + 1
+        return self.order
