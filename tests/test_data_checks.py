@@ -67,7 +67,8 @@ def test_constant_target_on_the_training_split_is_refused(csv_cfg, tmp_path):
 
 def test_constant_covariate_is_fine(csv_cfg, tmp_path):
     frame = series().assign(promo=1)
-    prepare(csv_cfg(frame, overrides=SMALL), RunPaths(tmp_path / "run"))
+    cfg = csv_cfg(frame, overrides=SMALL, covariate_columns=["promo"])
+    prepare(cfg, RunPaths(tmp_path / "run"))
 
 
 def test_data_path_that_is_a_directory_is_refused(csv_cfg, tmp_path):

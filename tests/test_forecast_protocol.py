@@ -11,12 +11,16 @@ import pytest
 import torch
 
 from rnnlab.config import compose, validate
+from rnnlab.data import prepare_task_data
+from rnnlab.data.forecast import load_prepared
+from rnnlab.data.preprocessing import infer_seasonal_period
+from rnnlab.errors import DataError
 from rnnlab.model_store import load_trained
 from rnnlab.models import build_network
 from rnnlab.models.window_norm import WindowNorm
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
-from rnnlab.tasks.forecast import Forecaster
+from rnnlab.tasks.forecast import Forecaster, windows
 from rnnlab.tasks.forecast_baselines import naive, ridge_nlinear
 
 
@@ -89,3 +93,66 @@ def test_channel_independence_shares_one_network_across_targets() -> None:
         out, out_swapped = model(x), model(swapped)
     assert out.shape == (3, 5, 2)
     torch.testing.assert_close(out_swapped, out[..., [1, 0]], atol=1e-6, rtol=0)
+
+
+def hourly_frame(n: int) -> pd.DataFrame:
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2016-07-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M"),
+            "OT": np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, n),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"train_end": 8640, "val_end": 11520, "test_end": 14400},
+        {"train_end": "2017-06-26", "val_end": "2017-10-24", "test_end": "2018-02-21"},
+    ],
+    ids=["rows", "dates"],
+)
+def test_split_points_reproduce_the_standard_protocol_counts(tmp_path: Path, csv_cfg, split):
+    """ETT's 12/4/4 months on hourly rows: 8640/2880/2880, rows after 14400 unused; at
+    lookback 336, horizon 24 the test windows number 2857 (their lookback reaches into val)."""
+    cfg = csv_cfg(
+        hourly_frame(15000),
+        overrides=["task.lookback=336", "task.horizon=24"],
+        target_columns=["OT"],
+        split=split,
+    )
+    paths = RunPaths(tmp_path / "run")
+    counts = prepare_task_data(cfg, paths)
+    assert (counts["rows"], counts["train"], counts["val"], counts["test"]) == (
+        14400,
+        8640,
+        2880,
+        2880,
+    )
+    series = load_prepared(paths.prepared_dir)
+    assert series.meta["seasonal_period"] == 24  # inferred: hourly
+    train = series.values[:8640, 0]
+    assert abs(train.mean()) < 1e-6 and abs(train.std() - 1) < 1e-6  # z-scored on train only
+    assert [len(windows(series, s, 336, 24)[0]) for s in ("train", "val", "test")] == [
+        8281,
+        2857,
+        2857,
+    ]
+
+
+def test_split_points_that_do_not_fit_are_refused(tmp_path: Path, csv_cfg) -> None:
+    split = {"train_end": 300, "val_end": 200}
+    cfg = csv_cfg(hourly_frame(500), target_columns=["OT"], split=split)
+    with pytest.raises(DataError, match="must increase"):
+        prepare_task_data(cfg, RunPaths(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("freq", "period"),
+    [("15min", 96), ("h", 24), ("D", 7), ("W-SUN", 52), ("MS", 12), ("QS", 4), ("YS", 1)],
+)
+def test_seasonal_period_is_inferred_from_the_time_index(freq: str, period: int) -> None:
+    times = pd.Series(pd.date_range("2001-01-01", periods=40, freq=freq))
+    assert infer_seasonal_period(times) == period

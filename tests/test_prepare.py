@@ -155,9 +155,7 @@ def test_user_csv_univariate(tmp_path, csv_cfg):
 
 def test_user_csv_multivariate_with_covariate(tmp_path, csv_cfg):
     frame = daily_frame(100)
-    # the default csv config: target [value], covariate [promo]
-    cfg = csv_cfg(frame, overrides=SMALL_WINDOWS, scaling="minmax")
-    assert list(cfg.data.covariate_columns) == ["promo"]
+    cfg = csv_cfg(frame, overrides=SMALL_WINDOWS, scaling="minmax", covariate_columns=["promo"])
     summary = prepare(cfg, RunPaths(tmp_path))
     assert summary["rows"] == 100
 

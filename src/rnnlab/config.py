@@ -55,6 +55,16 @@ class ForecastTaskConfig:
 
 
 @dataclass
+class SplitPoints:
+    """Where train, val and test end: row counts or dates (a date ends a split before the first
+    row at or after it). All null: split by ``val_fraction`` / ``test_fraction``."""
+
+    train_end: Any = None
+    val_end: Any = None
+    test_end: Any = None  # null: the end of the series
+
+
+@dataclass
 class ForecastDataConfig:
     name: str = "co2"
     source: str = choice("co2", ("co2", "sunspots", "macrodata", "csv"))
@@ -62,12 +72,13 @@ class ForecastDataConfig:
     time_column: str = "date"
     target_columns: list[str] = field(default_factory=lambda: ["co2"])
     covariate_columns: list[str] = field(default_factory=list)
-    seasonal_period: int = at_least(52, 1)
+    seasonal_period: int | None = at_least(52, 1)  # null: inferred from the time index
     missing: str = choice("interpolate", ("interpolate", "ffill", "drop", "error"))
     unsorted: str = choice("sort", ("sort", "error"))  # rows out of time order: sort or refuse
     scaling: str = choice("standard", ("standard", "minmax", "none"))
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    split: SplitPoints = field(default_factory=SplitPoints)  # set: overrides the fractions
 
 
 @dataclass

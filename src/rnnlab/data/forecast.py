@@ -24,7 +24,9 @@ from rnnlab.data.preprocessing import (
     SplitBounds,
     chronological_split,
     fill_missing,
+    infer_seasonal_period,
     select_columns,
+    split_at_points,
 )
 from rnnlab.data.sources import load_series
 from rnnlab.errors import DataError
@@ -47,9 +49,7 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     series = load_series(data, paths.root)
     raw = select_columns(series, data.time_column, columns, str(source), data.unsorted)
     filled, n_missing = fill_missing(raw, columns, data.missing)
-    bounds = chronological_split(
-        len(filled), data.val_fraction, data.test_fraction, task.lookback, task.horizon
-    )
+    filled, bounds = _split(filled, data, task)
     values = filled[columns].to_numpy()
     train = values[: bounds.val_start]
     checks.check_target_varies(train[:, : len(targets)], targets, str(source))
@@ -75,7 +75,7 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "time_column": data.time_column,
         "target_columns": targets,
         "covariate_columns": covariates,
-        "seasonal_period": data.seasonal_period,
+        "seasonal_period": data.seasonal_period or infer_seasonal_period(filled[data.time_column]),
         "rows": len(prepared),
         "missing_filled": n_missing,
         "missing_policy": data.missing,
@@ -92,6 +92,27 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         write_json(out / "meta.json", meta)
     counts = {s: int((prepared["split"] == s).sum()) for s in SPLITS}
     return {"rows": len(prepared), "missing_filled": n_missing, **counts}
+
+
+def _split(
+    frame: pd.DataFrame, data: DictConfig, task: DictConfig
+) -> tuple[pd.DataFrame, SplitBounds]:
+    """The rows used and their split: at ``data.split``'s points when set, else by fractions."""
+    points = data.split
+    if all(points[k] is None for k in ("train_end", "val_end", "test_end")):
+        bounds = chronological_split(
+            len(frame), data.val_fraction, data.test_fraction, task.lookback, task.horizon
+        )
+        return frame, bounds
+    bounds = split_at_points(
+        frame[data.time_column],
+        points.train_end,
+        points.val_end,
+        points.test_end,
+        task.lookback,
+        task.horizon,
+    )
+    return frame.iloc[: bounds.n].reset_index(drop=True), bounds
 
 
 def _split_labels(bounds: SplitBounds) -> np.ndarray:

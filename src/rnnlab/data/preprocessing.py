@@ -123,6 +123,85 @@ def chronological_split(
     return SplitBounds(val_start=train_rows, test_start=train_rows + val_rows, n=n)
 
 
+def split_at_points(
+    times: pd.Series,
+    train_end: int | str | None,
+    val_end: int | str | None,
+    test_end: int | str | None,
+    lookback: int,
+    horizon: int,
+) -> SplitBounds:
+    """The split given by where each part ends, as row counts or dates (the standard protocols:
+    e.g. ETT's 12/4/4 months are ``train_end=8640, val_end=11520, test_end=14400`` hourly rows).
+
+    A date ends a split before the first row at or after it; ``test_end`` null is the end of
+    the series. Rows from ``test_end`` on are not used (the returned ``n`` is ``test_end``).
+    """
+    if train_end is None or val_end is None:
+        raise DataError(
+            "data.split needs both train_end and val_end (row counts or dates); test_end may "
+            "be null (the end of the series). Or leave all three null to split by "
+            "data.val_fraction / data.test_fraction."
+        )
+    n = len(times)
+    ends = [
+        _row_of(times, point, name)
+        for name, point in (("train_end", train_end), ("val_end", val_end), ("test_end", test_end))
+    ]
+    train_rows, val_rows, test_rows = ends[0], ends[1], n if ends[2] is None else ends[2]
+    if not 0 < train_rows < val_rows < test_rows <= n:
+        raise DataError(
+            f"data.split ends at rows {train_rows} (train), {val_rows} (val), {test_rows} "
+            f"(test) of {n}: they must increase and stay within the series."
+        )
+    val, test = val_rows - train_rows, test_rows - val_rows
+    if train_rows < lookback + horizon or min(val, test) < horizon:
+        raise DataError(
+            f"data.split gives {train_rows}/{val}/{test} "
+            f"train/val/test rows; lookback={lookback} and horizon={horizon} need at least "
+            f"{lookback + horizon} training rows and {horizon} in val and test each. Move the "
+            "split points or lower `task.lookback` / `task.horizon`."
+        )
+    return SplitBounds(val_start=train_rows, test_start=val_rows, n=test_rows)
+
+
+def _row_of(times: pd.Series, point: int | str | None, name: str) -> int | None:
+    """A split point as a row count: a count as is, a date as the number of rows before it."""
+    if point is None or isinstance(point, int):
+        return point
+    try:
+        when = pd.Timestamp(str(point))
+    except ValueError:
+        raise DataError(
+            f"data.split.{name}={point!r} is neither a row count nor a date (e.g. 2017-07-01)."
+        ) from None
+    return int(np.searchsorted(times.to_numpy(), np.datetime64(when), side="left"))
+
+
+# Seasonal period by the series' median step: the cycle a forecaster would look back over.
+_PERIODS_BY_STEP: tuple[tuple[pd.Timedelta, int], ...] = (
+    (pd.Timedelta(days=1), 7),  # daily -> weekly cycle
+    (pd.Timedelta(days=7), 52),  # weekly -> yearly
+    (pd.Timedelta(days=31), 12),  # monthly -> yearly
+    (pd.Timedelta(days=92), 4),  # quarterly -> yearly
+)
+
+
+def infer_seasonal_period(times: pd.Series) -> int:
+    """Seasonal period from the time index: steps within a day repeat daily (hourly -> 24,
+    half-hourly -> 48), daily -> 7, weekly -> 52, monthly -> 12, quarterly -> 4, yearly -> 1."""
+    steps = times.diff().dropna()
+    if steps.empty:
+        return 1
+    step = steps.median()
+    if step < pd.Timedelta(days=1):
+        return max(1, round(pd.Timedelta(days=1) / step))
+    for longest, period in _PERIODS_BY_STEP:
+        if step <= longest * 1.1:
+            return period
+    return 1
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Per-column affine scaling, fitted on the training rows only: x' = (x - loc) / scale."""
