@@ -184,6 +184,60 @@ class LongRangeDataConfig:
 
 
 @dataclass
+class AudioFeatureConfig:
+    """How recordings become feature frames (``rnnlab.data.audio.FeaturePipeline``)."""
+
+    sample_rate: int = at_least(16000, 4000)  # every recording is resampled to this rate
+    features: str = choice("logmel", ("logmel", "mfcc"))
+    n_mels: int = at_least(40, 8)
+    n_mfcc: int = at_least(13, 2)
+    win_ms: float = at_least(25.0, 5.0)
+    hop_ms: float = at_least(10.0, 1.0)
+
+
+@dataclass
+class SynthSpeechConfig:
+    """The generated eSpeak NG corpus (``rnnlab.data.speech_synth``), deterministic from seed."""
+
+    n_train: int = at_least(2000, 1)
+    n_val: int = at_least(200, 1)
+    n_test: int = at_least(300, 1)
+    val_voices: int = at_least(6, 1)  # voice variants only heard in validation
+    test_voices: int = at_least(8, 1)  # ... and only in test: unseen voices
+    rate: list[int] = field(default_factory=lambda: [130, 220])  # words per minute, min-max
+    pitch: list[int] = field(default_factory=lambda: [25, 75])  # eSpeak pitch 0-100, min-max
+    snr_db: list[float] = field(default_factory=lambda: [30.0, 20.0, 10.0])  # white noise
+    seed: int = 1234  # data seed, separate from the model's so variants hear the same data
+
+
+@dataclass
+class ASRTaskConfig:
+    name: str = "asr"
+    subsample: int = at_least(2, 1)  # stack this many feature frames into one model step
+    frame_context: int = at_least(4, 0)  # model=mlp: steps either side each output sees
+    decode: str = choice("greedy", ("greedy", "beam"))  # the logged model's decoder
+    beam_width: int = at_least(8, 1)
+    spec_augment: bool = True  # time and frequency masks on training features
+    freq_masks: int = at_least(2, 0)
+    freq_width: int = at_least(6, 0)
+    time_masks: int = at_least(2, 0)
+    time_width: int = at_least(8, 0)
+    monitor: str = "val/loss"
+
+
+@dataclass
+class ASRDataConfig(AudioFeatureConfig, SynthSpeechConfig):
+    """Generated speech (``synth``) or your recordings (``files``: a manifest or a folder)."""
+
+    name: str = "synth_speech"
+    source: str = choice("synth", ("synth", "files"))
+    path: str | None = None  # files: a CSV/TSV manifest or a folder under data/external/
+    alphabet: str = "abcdefghijklmnopqrstuvwxyz' "
+    val_fraction: float = at_least(0.1, 0.0, below=1.0)  # files: split by speaker if known
+    test_fraction: float = at_least(0.1, 0.0, below=1.0)
+
+
+@dataclass
 class ModelConfig:
     name: str = "lstm"
     arch: str = choice("lstm", ARCHS)

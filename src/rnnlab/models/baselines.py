@@ -131,15 +131,22 @@ class TransformerEncoderBaseline(nn.Module):
             layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
         )
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """x (B, T, F), optional lengths (B,) -> mean of the real steps' outputs (B, d_model)."""
+    def steps(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x (B, T, F), optional lengths (B,) -> every step's output (B, T, d_model), zeros at
+        padded steps (per-step heads such as speech recognition use these)."""
         h = self.pos_encoding(self.input_proj(x))  # (B, T, d_model)
         if lengths is None:
-            return self.encoder(h).mean(dim=1)  # (B, d_model)
+            return self.encoder(h)
         mask = lengths_to_mask(lengths.to(x.device), x.size(1))  # (B, T), True = real
         h = self.encoder(h, src_key_padding_mask=~mask)  # (B, T, d_model)
         # masked_fill rather than multiply: padded rows may hold NaN on inference fast paths.
-        h = h.masked_fill(~mask.unsqueeze(-1), 0.0)
+        return h.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x (B, T, F), optional lengths (B,) -> mean of the real steps' outputs (B, d_model)."""
+        h = self.steps(x, lengths)  # (B, T, d_model)
+        if lengths is None:
+            return h.mean(dim=1)  # (B, d_model)
         return h.sum(dim=1) / lengths.to(h.device, h.dtype).unsqueeze(1)  # (B, d_model)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rnnlab.config import (
+    ASRDataConfig,
+    ASRTaskConfig,
     ClassifyDataConfig,
     ClassifyTaskConfig,
     ForecastDataConfig,
@@ -93,6 +95,17 @@ register(
             Metric("bleu", **HIGHER),
             Metric("exact_match_longest", **HIGHER),
         ),
+    )
+)
+
+register(
+    TaskSpec(
+        name="asr",
+        task_schema=ASRTaskConfig,
+        data_schema=ASRDataConfig,
+        preparer="rnnlab.data.asr",
+        task_class="rnnlab.tasks.asr:ASRTask",
+        metrics=(Metric("cer"), Metric("wer")),
     )
 )
 

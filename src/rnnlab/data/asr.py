@@ -1,0 +1,159 @@
+"""Speech-recognition data: recordings with transcripts in, feature frames and character ids out.
+
+``data/raw/manifest.csv`` lists every recording (see ``rnnlab.data.audio_sets``);
+``data/prepared/{train,val,test}.npz`` hold the utterances back to back (``features``: (sum T,
+F) float16, normalised with training statistics; ``targets``: character ids, 1..V-1, 0 being
+the CTC blank; ``offsets``/``target_offsets`` cut them apart; ``ids``, ``texts``, ``speakers``)
+and ``meta.json`` the alphabet and the fitted feature pipeline, which the trained model keeps.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from rnnlab.data import read_prepared_meta
+from rnnlab.data.audio_sets import (
+    SPLITS,
+    assign_splits,
+    corpus_digest,
+    feature_pipeline,
+    fitted_features,
+    generated_manifest,
+    load_waves,
+    user_manifest,
+    with_sha256,
+)
+from rnnlab.data.speech_synth import sentence
+from rnnlab.errors import DataError
+from rnnlab.io import atomic_dir, write_json
+from rnnlab.paths import RunPaths
+
+TEXT = "transcript"
+BLANK = "_"  # the CTC blank's printable name (id 0); never part of an alphabet
+
+
+def normalise_transcript(text: str) -> str:
+    """Lower case, single spaces, no leading or trailing space."""
+    return re.sub(r"\s+", " ", str(text).lower()).strip()
+
+
+def check_alphabet(texts: pd.Series, paths: pd.Series, alphabet: str) -> None:
+    allowed = set(alphabet)
+    for text, path in zip(texts, paths, strict=True):
+        outside = sorted(set(text) - allowed)
+        if outside:
+            raise DataError(
+                f"The transcript of {path} has character(s) {outside} outside data.alphabet "
+                f"({alphabet!r}); spell them out (e.g. digits as words) or add them to "
+                "data.alphabet."
+            )
+
+
+def synth_spec(data: DictConfig) -> dict[str, Any]:
+    """What determines the generated corpus; the cached audio is re-used while it is equal."""
+    return {
+        "kind": "asr_sentences",
+        "seed": data.seed,
+        "sample_rate": data.sample_rate,
+        **{f"n_{s}": data[f"n_{s}"] for s in SPLITS},
+        "val_voices": data.val_voices,
+        "test_voices": data.test_voices,
+        "rate": list(data.rate),
+        "pitch": list(data.pitch),
+        "snr_db": list(data.snr_db),
+    }
+
+
+def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+    data = cfg.data
+    if BLANK in data.alphabet or len(set(data.alphabet)) != len(data.alphabet):
+        raise DataError(
+            f"data.alphabet={data.alphabet!r} must list distinct characters, without {BLANK!r} "
+            "(the CTC blank)."
+        )
+    pipeline = feature_pipeline(data)
+    if data.source == "synth":
+        manifest = generated_manifest(paths.raw_dir, synth_spec(data), sentence, TEXT)
+    else:
+        manifest = user_manifest(data.path, paths.root, TEXT)
+        manifest[TEXT] = manifest[TEXT].map(normalise_transcript)
+        manifest["split"] = assign_splits(
+            manifest, data.val_fraction, data.test_fraction, data.seed
+        )
+        manifest = with_sha256(manifest)
+    check_alphabet(manifest[TEXT], manifest["path"], data.alphabet)
+    waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
+    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    alphabet = [BLANK, *data.alphabet]
+    lookup = {c: i for i, c in enumerate(alphabet)}
+    arrays = {}
+    for split in SPLITS:
+        rows = np.flatnonzero(manifest["split"].to_numpy() == split)
+        part = manifest.iloc[rows]
+        arrays[split] = _pack(
+            [features[i] for i in rows],
+            [[lookup[c] for c in text] for text in part[TEXT]],
+            part,
+        )
+    meta = {
+        "task": "asr",
+        "dataset": data.name,
+        "alphabet": alphabet,
+        "features": pipeline.to_dict(),
+        "n_features": pipeline.n_features,
+        "raw_sha256": corpus_digest(manifest),
+        "counts": {s: len(arrays[s]["ids"]) for s in SPLITS},
+        "hours": {
+            s: round(float(np.sum([len(w) for w, sp in zip(waves, manifest["split"], strict=True)
+                                   if sp == s])) / pipeline.sample_rate / 3600, 4)
+            for s in SPLITS
+        },
+        "speakers": {s: int(manifest.loc[manifest["split"] == s, "speaker"].nunique())
+                     for s in SPLITS} if "speaker" in manifest.columns else {},
+    }  # fmt: skip
+    if data.source != "synth":
+        with atomic_dir(paths.raw_dir) as raw_dir:
+            manifest.to_csv(raw_dir / "manifest.csv", index=False)
+    with atomic_dir(paths.prepared_dir) as out:
+        for split in SPLITS:
+            np.savez(out / f"{split}.npz", **arrays[split])
+        write_json(out / "meta.json", meta)
+    return {**meta["counts"], "hours": meta["hours"]}
+
+
+def _pack(features: list[np.ndarray], targets: list[list[int]], part: pd.DataFrame) -> dict:
+    return {
+        "features": np.concatenate(features).astype(np.float16),
+        "offsets": np.cumsum([0, *(len(f) for f in features)]).astype(np.int64),
+        "targets": np.asarray([i for t in targets for i in t], dtype=np.int16),
+        "target_offsets": np.cumsum([0, *(len(t) for t in targets)]).astype(np.int64),
+        "ids": np.asarray(part["id"].astype(str), dtype=str),
+        "texts": np.asarray(part[TEXT].astype(str), dtype=str),
+        "speakers": np.asarray(part.get("speaker", [""] * len(part)), dtype=str),
+    }
+
+
+def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    meta = read_prepared_meta(prepared_dir, "asr")
+    splits = {}
+    for split in SPLITS:
+        with np.load(prepared_dir / f"{split}.npz", allow_pickle=False) as npz:
+            splits[split] = {key: npz[key] for key in npz.files}
+    return meta, splits
+
+
+def utterances(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The split's utterances as (T_i, F) float32 arrays."""
+    cut = arrays["offsets"]
+    return [arrays["features"][a:b].astype(np.float32) for a, b in zip(cut[:-1], cut[1:])]
+
+
+def target_ids(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    cut = arrays["target_offsets"]
+    return [arrays["targets"][a:b].astype(np.int64) for a, b in zip(cut[:-1], cut[1:])]
