@@ -10,8 +10,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from rnnlab.data.audio import FeaturePipeline, audio_from_frame, decode_audio, encode_wav
-from rnnlab.data.audio import spec_augment
+from rnnlab.data.audio import (
+    FeaturePipeline,
+    audio_from_frame,
+    decode_audio,
+    encode_wav,
+    spec_augment,
+)
 from rnnlab.data.speech_synth import (
     VARIANTS,
     Speaker,
@@ -45,7 +50,9 @@ def test_wav_and_flac_read_alike_stereo_is_mixed_and_other_rates_resampled(tmp_p
     resampled = decode_audio(tmp_path / "cd.wav", 16000)
     assert len(resampled) == pytest.approx(8000, abs=2)
     spectrum = np.abs(np.fft.rfft(resampled))
-    assert np.fft.rfftfreq(len(resampled), 1 / 16000)[spectrum.argmax()] == pytest.approx(440, abs=3)
+    assert np.fft.rfftfreq(len(resampled), 1 / 16000)[spectrum.argmax()] == pytest.approx(
+        440, abs=3
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +84,7 @@ def test_requests_carry_audio_as_paths_or_base64(tmp_path: Path):
     np.testing.assert_allclose(by_path[0], by_bytes[0], atol=1e-4)
     with pytest.raises(DataError, match="row 0"):
         audio_from_frame(pd.DataFrame({"audio": ["###"]}), 16000, 512)
-    with pytest.raises(DataError, match="row 0.*cannot be read"):
+    with pytest.raises(DataError, match=r"row 0.*cannot be read"):
         junk = base64.b64encode(b"not a wav").decode()
         audio_from_frame(pd.DataFrame({"audio": [junk]}), 16000, 512)
     with pytest.raises(DataError, match="`audio` column"):

@@ -13,6 +13,8 @@ unpickled. The task's ``predict_frame`` does the task-specific work; this module
 - without it, a forecasting file is one series; any other task gets ``--chunksize`` rows at a
   time and must return one row per input row, written beside ``--id-column`` (or the row number).
 - a ``.txt`` file holds one raw string per line (text classification); ids are line numbers.
+- a folder of ``.wav``/``.flac`` files (speech models): each file is one input row (``audio``),
+  written beside its ``file`` name relative to the folder.
 
 Memory stays bounded by one chunk plus one group, so files larger than memory stream through.
 The output appears only when the whole file succeeded.
@@ -32,6 +34,8 @@ from rnnlab.cli import user_errors_exit
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_file
 from rnnlab.model_store import TrainedModel, load_trained
+
+AUDIO_ID = "file"  # the id column of predictions for a folder of audio files
 
 
 def load_model(source: str) -> TrainedModel:
@@ -72,6 +76,19 @@ def _text_chunks(path: Path, chunksize: int, column: str) -> Iterator[pd.DataFra
                 first, lines = first + len(lines), []
     if lines:
         yield pd.DataFrame({column: lines}, index=range(first, first + len(lines)))
+
+
+def _audio_chunks(folder: Path, chunksize: int) -> Iterator[pd.DataFrame]:
+    """The folder's .wav/.flac files (recursively, sorted) as ``file`` and ``audio`` columns."""
+    from rnnlab.data.audio import AUDIO_EXTENSIONS
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise DataError(f"{folder} holds no .wav or .flac files.")
+    for start in range(0, len(files), chunksize):
+        part = files[start : start + chunksize]
+        names = [str(p.relative_to(folder)) for p in part]
+        yield pd.DataFrame({AUDIO_ID: names, "audio": [str(p) for p in part]})
 
 
 def _groups(chunks: Iterator[pd.DataFrame], column: str) -> Iterator[tuple[Any, pd.DataFrame]]:
@@ -175,15 +192,17 @@ def predict_file(
     id_columns = id_columns or []
     if not input_path.exists():
         raise DataError(f"Input file {input_path} does not exist.")
-    is_text = input_path.suffix == ".txt"
-    if is_text and group_column:
-        raise DataError("A .txt input holds one string per line; it has no --group-column.")
+    is_text, is_folder = input_path.suffix == ".txt", input_path.is_dir()
+    if (is_text or is_folder) and group_column:
+        raise DataError("A .txt file or a folder of audio files has no --group-column.")
     column = text_column or trained.meta.get("text_column", "text")
-    chunks = (
-        _text_chunks(input_path, chunksize, column)
-        if is_text
-        else _csv_chunks(input_path, chunksize)
-    )
+    if is_folder:
+        chunks = _audio_chunks(input_path, chunksize)
+        id_columns = id_columns or [AUDIO_ID]
+    elif is_text:
+        chunks = _text_chunks(input_path, chunksize, column)
+    else:
+        chunks = _csv_chunks(input_path, chunksize)
     index_name = "line" if is_text else "row"
     per_row = group_column is None and not per_sequence
     written = 0
@@ -210,7 +229,9 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default="models", help="model dir, models:/..., runs:/...")
-    parser.add_argument("--input", type=Path, required=True, help=".csv, or .txt (one per line)")
+    parser.add_argument(
+        "--input", type=Path, required=True, help=".csv, .txt (one per line), or a folder of .wav"
+    )
     parser.add_argument("--output", type=Path, required=True, help="CSV of predictions")
     parser.add_argument("--group-column", default=None, help="rows of one series / sequence")
     parser.add_argument("--id-column", action="append", default=[], help="copied to the output")

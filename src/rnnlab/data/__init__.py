@@ -29,6 +29,20 @@ def read_prepared_meta(prepared_dir: Path, task: str) -> dict[str, Any]:
     return meta
 
 
+def read_prepared_splits(
+    prepared_dir: Path, task: str, splits: tuple[str, ...] = ("train", "val", "test")
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``meta.json`` (checked to belong to ``task``) and each split's ``<split>.npz`` arrays."""
+    import numpy as np
+
+    meta = read_prepared_meta(prepared_dir, task)
+    arrays = {}
+    for split in splits:
+        with np.load(prepared_dir / f"{split}.npz", allow_pickle=False) as npz:
+            arrays[split] = {key: npz[key] for key in npz.files}
+    return meta, arrays
+
+
 def prepare_task_data(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     """Write ``data/raw`` and ``data/prepared`` for the configured task; return a summary."""
     from rnnlab.tasks import get_spec

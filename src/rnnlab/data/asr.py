@@ -10,6 +10,7 @@ and ``meta.json`` the alphabet and the fitted feature pipeline, which the traine
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import read_prepared_splits
 from rnnlab.data.audio_sets import (
     SPLITS,
     assign_splits,
@@ -92,15 +93,21 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     pipeline, features = fitted_features(waves, manifest["split"], pipeline)
     alphabet = [BLANK, *data.alphabet]
     lookup = {c: i for i, c in enumerate(alphabet)}
+    is_split = {s: manifest["split"].to_numpy() == s for s in SPLITS}
     arrays = {}
     for split in SPLITS:
-        rows = np.flatnonzero(manifest["split"].to_numpy() == split)
+        rows = np.flatnonzero(is_split[split])
         part = manifest.iloc[rows]
         arrays[split] = _pack(
             [features[i] for i in rows],
             [[lookup[c] for c in text] for text in part[TEXT]],
             part,
         )
+    seconds = {
+        s: sum(len(w) for w, keep in zip(waves, is_split[s], strict=True) if keep)
+        / pipeline.sample_rate
+        for s in SPLITS
+    }
     meta = {
         "task": "asr",
         "dataset": data.name,
@@ -109,14 +116,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "n_features": pipeline.n_features,
         "raw_sha256": corpus_digest(manifest),
         "counts": {s: len(arrays[s]["ids"]) for s in SPLITS},
-        "hours": {
-            s: round(float(np.sum([len(w) for w, sp in zip(waves, manifest["split"], strict=True)
-                                   if sp == s])) / pipeline.sample_rate / 3600, 4)
-            for s in SPLITS
-        },
-        "speakers": {s: int(manifest.loc[manifest["split"] == s, "speaker"].nunique())
-                     for s in SPLITS} if "speaker" in manifest.columns else {},
-    }  # fmt: skip
+        "hours": {s: round(seconds[s] / 3600, 4) for s in SPLITS},
+        "speakers": {s: int(manifest.loc[is_split[s], "speaker"].nunique()) for s in SPLITS},
+    }
     if data.source != "synth":
         with atomic_dir(paths.raw_dir) as raw_dir:
             manifest.to_csv(raw_dir / "manifest.csv", index=False)
@@ -140,20 +142,15 @@ def _pack(features: list[np.ndarray], targets: list[list[int]], part: pd.DataFra
 
 
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    meta = read_prepared_meta(prepared_dir, "asr")
-    splits = {}
-    for split in SPLITS:
-        with np.load(prepared_dir / f"{split}.npz", allow_pickle=False) as npz:
-            splits[split] = {key: npz[key] for key in npz.files}
-    return meta, splits
+    return read_prepared_splits(prepared_dir, "asr")
 
 
 def utterances(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The split's utterances as (T_i, F) float32 arrays."""
     cut = arrays["offsets"]
-    return [arrays["features"][a:b].astype(np.float32) for a, b in zip(cut[:-1], cut[1:])]
+    return [arrays["features"][a:b].astype(np.float32) for a, b in pairwise(cut)]
 
 
 def target_ids(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
     cut = arrays["target_offsets"]
-    return [arrays["targets"][a:b].astype(np.int64) for a, b in zip(cut[:-1], cut[1:])]
+    return [arrays["targets"][a:b].astype(np.int64) for a, b in pairwise(cut)]

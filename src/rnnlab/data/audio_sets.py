@@ -110,8 +110,8 @@ def user_manifest(path_setting: str | None, root: Path, text_column: str) -> pd.
             )
         frame = frame.assign(path=[str((path.parent / str(p)).resolve()) for p in frame["path"]])
     frame[text_column] = frame[text_column].fillna("").astype(str)
-    if "speaker" in frame.columns:
-        frame["speaker"] = frame["speaker"].fillna("").astype(str)
+    speakers = frame["speaker"] if "speaker" in frame.columns else pd.Series("", frame.index)
+    frame["speaker"] = speakers.fillna("").astype(str)
     empty = frame.index[frame[text_column].str.strip() == ""]
     if len(empty):
         raise DataError(
@@ -169,7 +169,7 @@ def assign_splits(
     Speakers (or recordings) are shuffled and taken for test until about ``test_fraction`` of
     the recordings is reached, then for validation.
     """
-    known = "speaker" in frame.columns and (frame["speaker"] != "").all()
+    known = bool((frame["speaker"] != "").all())
     groups = frame["speaker"] if known else pd.Series(frame.index.astype(str), index=frame.index)
     sizes = groups.value_counts().sort_index()
     order = np.random.default_rng(seed).permutation(sizes.index.to_numpy())

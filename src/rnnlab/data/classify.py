@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import read_prepared_splits
 from rnnlab.data.labelled_text import Vocabulary, check_text_table, read_text_table
 from rnnlab.data.preprocessing import Scaler
 from rnnlab.data.sequences import SequenceSet, load_builtin, pad, parse_long
@@ -53,12 +53,7 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """``meta.json`` and each split's arrays (``x``, ``lengths``, ``y``, ``ids``)."""
-    meta = read_prepared_meta(prepared_dir, "classify")
-    splits = {}
-    for split in SPLITS:
-        with np.load(prepared_dir / f"{split}.npz", allow_pickle=False) as npz:
-            splits[split] = {key: npz[key] for key in npz.files}
-    return meta, splits
+    return read_prepared_splits(prepared_dir, "classify")
 
 
 def stratified_split(

@@ -104,7 +104,7 @@ class _Espeak:
             raise DataError(f"eSpeak NG failed to initialise (returned {rate}).")
         self.chunks: list[np.ndarray] = []
 
-        def collect(wav, n, _events):  # noqa: ANN001 (ctypes callback)
+        def collect(wav, n, _events):
             if n > 0:
                 self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
             return 0

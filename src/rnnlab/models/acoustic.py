@@ -106,7 +106,7 @@ class AcousticModel(nn.Module):
         return torch.log_softmax(self.head(h), dim=-1), out_lengths
 
     def _frames_in_context(self, h: Tensor) -> Tensor:
-        """Each step with ``context`` steps either side through the MLP: (B, T', D) -> (B, T', H)."""
+        """Each step and ``context`` steps either side through the MLP: (B, T', D) -> (B, T', H)."""
         batch, steps, width = h.shape
         padded = nn.functional.pad(h, (0, 0, self.context, self.context))
         windows = padded.unfold(1, 2 * self.context + 1, 1)  # (B, T', D, 2c+1)

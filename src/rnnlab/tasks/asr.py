@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from rnnlab.data.asr import load_prepared, target_ids, utterances
-from rnnlab.data.audio_sets import MANIFEST
 from rnnlab.data.audio import FeaturePipeline, audio_from_frame, encode_wav, spec_augment
+from rnnlab.data.audio_sets import MANIFEST
 from rnnlab.errors import ConfigError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.acoustic import AcousticModel

@@ -1,0 +1,193 @@
+"""Speech recognition end to end on a tiny generated corpus: prepare, train, evaluate, the
+logged model and batch prediction over a folder; your own recordings and their mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from rnnlab.data.asr import load_prepared, utterances
+from rnnlab.errors import DataError
+from rnnlab.io import read_json
+from rnnlab.model_store import load_trained
+from rnnlab.paths import RunPaths
+from rnnlab.pipeline import run_pipeline
+from rnnlab.predict import predict_file
+from rnnlab.stages.prepare import run_prepare
+from rnnlab.tasks import get_task
+
+TINY = (
+    "task=asr",
+    "data=synth_speech",
+    "data.n_train=24",
+    "data.n_val=6",
+    "data.n_test=6",
+    "model=gru",
+    "model.hidden_size=16",
+    "model.num_layers=1",
+    "trainer.max_epochs=2",
+    "trainer.num_threads=1",
+    "trainer.grad_flow_batches=0",
+)
+
+
+@pytest.fixture(scope="module")
+def asr_run(tmp_path_factory: pytest.TempPathFactory, compose_cfg) -> dict:
+    """The tiny corpus synthesised, a model trained for two epochs, evaluated and logged."""
+    root = tmp_path_factory.mktemp("asr")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    cfg = compose_cfg(list(TINY))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        paths = RunPaths(root / "job")
+        result = run_pipeline(cfg, paths)
+    return {"cfg": cfg, "paths": paths, "uri": uri, "result": result}
+
+
+def test_generated_corpus_hears_new_voices_in_test_and_is_cached(asr_run):
+    paths = asr_run["paths"]
+    manifest = pd.read_csv(paths.raw_dir / "manifest.csv")
+    assert manifest["split"].value_counts().to_dict() == {"train": 24, "val": 6, "test": 6}
+    variant = manifest["speaker"].str.split("+").str[1]
+    assert not set(variant[manifest["split"] == "test"]) & set(
+        variant[manifest["split"] == "train"]
+    )
+    meta, splits = load_prepared(paths.prepared_dir)
+    train = np.concatenate(utterances(splits["train"]))
+    np.testing.assert_allclose(train.mean(axis=0), 0, atol=0.05)  # training statistics
+    assert meta["alphabet"][0] == "_" and meta["features"]["mean"]
+    # Same settings again: the audio is re-used, not synthesised again.
+    first = (paths.raw_dir / manifest["path"][0]).stat().st_mtime_ns
+    run_prepare(asr_run["cfg"], paths)
+    assert (paths.raw_dir / manifest["path"][0]).stat().st_mtime_ns == first
+
+
+def test_evaluation_reports_error_rates_examples_and_posteriorgrams(asr_run):
+    metrics = read_json(asr_run["paths"].metrics_dir / "test.json")["test"]
+    for name in ("model", "beam", "prior"):
+        assert metrics[name]["cer"] >= 0 and metrics[name]["wer"] >= 0
+    assert metrics["utterances"] == 6
+    plots = asr_run["paths"].plots_dir / "evaluate"
+    assert (plots / "asr_posteriorgram.png").stat().st_size > 10_000
+    examples = pd.read_csv(plots / "asr_examples.csv")
+    assert {"reference", "greedy", "beam", "speaker"} <= set(examples.columns)
+
+
+def test_logged_model_takes_files_or_base64_and_answers_like_the_task(asr_run, tmp_path):
+    from rnnlab.data.audio import encode_wav
+
+    paths = asr_run["paths"]
+    trained = load_trained(paths.model_dir)
+    manifest = pd.read_csv(paths.raw_dir / "manifest.csv")
+    files = [str(paths.raw_dir / p) for p in manifest["path"][-3:]]
+    expected = get_task("asr").predict_frame(trained, pd.DataFrame({"audio": files}))
+    run_id = read_json(paths.run_info)["run_id"]
+    mlflow.set_tracking_uri(asr_run["uri"])
+    logged = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    pd.testing.assert_frame_equal(logged.predict(pd.DataFrame({"audio": files})), expected)
+    waves = [sf.read(f, dtype="float32")[0] for f in files]
+    encoded = pd.DataFrame({"audio": [encode_wav(w, 16000) for w in waves]})
+    pd.testing.assert_frame_equal(logged.predict(encoded), expected)
+
+    # python -m rnnlab.predict over a folder of WAV files: one row per file, by name.
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, wave in enumerate(waves):
+        sf.write(folder / f"clip{i}.wav", wave, 16000)
+    written = predict_file(trained, folder, tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert written == 3 and list(out["file"]) == ["clip0.wav", "clip1.wav", "clip2.wav"]
+    assert list(out["transcript"]) == list(expected["transcript"])
+
+
+# --- your own recordings ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve recordings of three speakers (tones standing in for speech), in a manifest."""
+    folder = tmp_path_factory.mktemp("recordings")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        speaker = f"spk{i % 3}"
+        wave = 0.2 * np.sin(np.arange(8000) * (0.05 + 0.01 * i)) + 0.01 * rng.standard_normal(8000)
+        sf.write(folder / f"utt{i}.wav", wave.astype(np.float32), 16000)
+        rows.append(
+            {
+                "path": f"utt{i}.wav",
+                "transcript": f"Hello  World {['one', 'two'][i % 2]}",
+                "speaker": speaker,
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder
+
+
+def _files_cfg(compose_cfg, manifest: Path):
+    return compose_cfg(
+        ["task=asr", "data=speech_files", "data.val_fraction=0.3", "data.test_fraction=0.3"],
+        data={"path": str(manifest)},
+    )
+
+
+def test_your_recordings_are_split_by_speaker(recordings, compose_cfg, tmp_path):
+    paths = RunPaths(tmp_path)
+    run_prepare(_files_cfg(compose_cfg, recordings / "manifest.csv"), paths)
+    manifest = pd.read_csv(paths.raw_dir / "manifest.csv")
+    assert manifest.groupby("speaker")["split"].nunique().max() == 1
+    assert set(manifest["split"]) == {"train", "val", "test"}
+    assert manifest["transcript"][0] == "hello world one"  # lower case, single spaces
+    assert manifest["sha256"].str.len().eq(64).all()
+
+
+def _break(folder: Path, how: str) -> str:
+    """Damage recording utt3 (or its row) one way; return the message expected."""
+    manifest = pd.read_csv(folder / "manifest.csv")
+    if how == "missing":
+        manifest.loc[3, "path"] = "gone.wav"
+        expected = "gone.wav not found"
+    elif how == "unreadable":
+        (folder / "utt3.wav").write_bytes(b"RIFF garbage")
+        expected = "utt3.wav cannot be read as audio"
+    elif how == "silent":
+        sf.write(folder / "utt3.wav", np.zeros(8000, np.float32), 16000)
+        expected = "utt3.wav is silent"
+    elif how == "empty":
+        sf.write(folder / "utt3.wav", np.zeros(0, np.float32), 16000)
+        expected = "utt3.wav is empty"
+    elif how == "no transcript":
+        manifest.loc[3, "transcript"] = "  "
+        expected = "transcript of .*utt3.wav is empty"
+    else:  # a character outside the alphabet
+        manifest.loc[3, "transcript"] = "hello 42"
+        expected = r"utt3.wav has character\(s\) \['2', '4'\] outside data.alphabet"
+    manifest.to_csv(folder / "manifest.csv", index=False)
+    return expected
+
+
+@pytest.mark.parametrize(
+    "how", ["missing", "unreadable", "silent", "empty", "no transcript", "alphabet"]
+)
+def test_bad_recordings_stop_prepare_naming_the_file_and_keep_results(
+    recordings, compose_cfg, tmp_path, how
+):
+    import shutil
+
+    folder = tmp_path / "mine"
+    shutil.copytree(recordings, folder)
+    # Stereo and another sample rate are fine: mixed down and resampled.
+    sf.write(folder / "utt5.wav", np.stack([np.sin(np.arange(22050) * 0.07)] * 2, 1), 22050)
+    paths = RunPaths(tmp_path / "job")
+    cfg = _files_cfg(compose_cfg, folder / "manifest.csv")
+    run_prepare(cfg, paths)
+    before = (paths.prepared_dir / "train.npz").read_bytes()
+    expected = _break(folder, how)
+    with pytest.raises(DataError, match=expected):
+        run_prepare(cfg, paths)
+    assert (paths.prepared_dir / "train.npz").read_bytes() == before
