@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import config
 from rnnlab.data.classify import load_prepared, prepare, stratified_split
-from rnnlab.data.labelled_text import Vocabulary
+from rnnlab.data.text_tokens import Vocabulary, tokenize
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.paths import RunPaths
 from sentiment_corpus import make_corpus
@@ -148,7 +148,7 @@ def test_text_vocabulary_sees_only_training_records(tmp_path: Path) -> None:
     assert meta["vocab"]["tokens"][:2] == ["<pad>", "<unk>"]
     assert meta["classes"] == ["negative", "positive"]
     written = json.loads((paths.prepared_dir / "meta.json").read_text())
-    assert written["vocab"]["tokenizer"] == "word"
+    assert written["vocab"]["level"] == "word"
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
@@ -308,13 +308,14 @@ def test_bad_input_fails_clearly_and_keeps_earlier_outputs(
 
 def test_vocabulary_min_freq_max_size_unknown_and_truncation() -> None:
     texts = ["the film , the plot", "the film was dull", "a dull film"]
-    vocab = Vocabulary.build(texts, "word", True, min_freq=2, max_size=4, max_length=3)
+    words = [tokenize(text, "word", lowercase=True) for text in texts]
+    vocab = Vocabulary.build(words, "word", lowercase=True, min_freq=2, max_size=4)
     # Frequency first (the 3, film 3, dull 2), ties by name; <pad> and <unk> count in max_size.
     assert vocab.tokens == ["<pad>", "<unk>", "film", "the"]
-    ids, lengths = vocab.encode(["The FILM was dull !", "film"])
+    ids, lengths = vocab.encode_texts(["The FILM was dull !", "film"], max_length=3)
     np.testing.assert_array_equal(ids, [[3, 2, 1], [2, 0, 0]])
     np.testing.assert_array_equal(lengths, [3, 1])
-    chars = Vocabulary.build(["abba"], "char", False, min_freq=1, max_size=10, max_length=9)
+    chars = Vocabulary.build([list("abba")], "char", max_size=10)
     assert chars.tokens == ["<pad>", "<unk>", "a", "b"]
 
 

@@ -178,7 +178,7 @@ def test_prepare_keeps_contiguous_splits_and_train_vocabulary(tmp_path, lm_cfg) 
     assert summary["train"] + summary["val"] + summary["test"] == len(text)
     assert '"x"' not in meta and meta.count("<unk>") == 1
     test_ids = np.load(paths.prepared_dir / "test.npy")
-    assert (test_ids == 0).sum() == summary["test"]  # unseen characters are <unk>
+    assert (test_ids == 1).sum() == summary["test"]  # unseen characters are <unk> (id 1)
     assert (paths.raw_dir / "corpus.txt").read_text(encoding="utf-8") == text
 
 
@@ -188,7 +188,8 @@ def test_sampling_is_reproducible_and_stays_in_the_top_k() -> None:
     prompt = [3, 4, 5]
 
     def draw(seed: int, top_k: int) -> list[int]:
-        return sample(model, prompt, 25, 1.5, top_k, torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        return sample(model, prompt, 25, 1.5, top_k, generator, never=(0, 1))
 
     assert draw(1, 0) == draw(1, 0)
     assert draw(1, 0) != draw(2, 0)
@@ -196,7 +197,7 @@ def test_sampling_is_reproducible_and_stays_in_the_top_k() -> None:
     tokens = draw(3, 3)
     for t, token in enumerate(tokens):  # replay: each draw was among the 3 likeliest
         logits, _ = model.step(torch.tensor([prompt + tokens[:t]]))
-        allowed = logits[0, -1, 1:].topk(3).indices + 1  # <unk> (id 0) is never drawn
+        allowed = logits[0, -1, 2:].topk(3).indices + 2  # <pad>, <unk> (ids 0, 1) never drawn
         assert token in allowed.tolist()
 
 
@@ -287,7 +288,7 @@ def test_generation_starts_from_a_warmed_up_state_and_corpus_prompts(tmp_path, l
 
     # The first characters of a held-out line read after the warm-up are likelier (by the
     # model) than read from a zero state, which truncated-BPTT training never sees.
-    vocab = Vocabulary(meta["vocab"])
+    vocab = Vocabulary.from_dict(meta["vocab"])
     warmup = torch.tensor([vocab.encode(list(meta["warmup"]))])
     line = torch.tensor([vocab.encode(list("JULIET: my bird sees rice."))])
     model.eval()

@@ -19,10 +19,11 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_splits
-from rnnlab.data.labelled_text import Vocabulary, check_text_table, read_text_table
-from rnnlab.data.preprocessing import Scaler
-from rnnlab.data.sequences import SequenceSet, load_builtin, pad, parse_long
+from rnnlab.data.labelled_text import check_text_table, read_text_table
+from rnnlab.data.preprocessing import Scaler, pad
+from rnnlab.data.sequences import SequenceSet, load_builtin, parse_long
 from rnnlab.data.sources import read_csv, resolve_user_path
+from rnnlab.data.text_tokens import Vocabulary, tokenize
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
@@ -215,22 +216,22 @@ def _prepare_text(
     classes = sorted_classes(parts["train"][1])
     _check_labels_known(parts["test"][1], parts["test"][2], classes, names["test"])
     vocab = Vocabulary.build(
-        parts["train"][0],
+        (tokenize(text, data.tokenizer, data.lowercase) for text in parts["train"][0]),
         data.tokenizer,
-        data.lowercase,
-        data.min_freq,
-        data.max_vocab,
-        data.max_length,
+        lowercase=data.lowercase,
+        min_freq=data.min_freq,
+        max_size=data.max_vocab,
     )
     arrays = {}
     for split, (split_texts, split_labels, split_ids) in parts.items():
-        x, lengths = vocab.encode(split_texts)
+        x, lengths = vocab.encode_texts(split_texts, data.max_length)
         arrays[split] = _arrays(x, lengths, split_labels, split_ids, classes)
     meta = {
         "kind": "text",
         "classes": classes,
         "text_column": text_col,
         "vocab": vocab.to_dict(),
-        "n_tokens": len(vocab.tokens),
+        "max_length": data.max_length,
+        "n_tokens": len(vocab),
     }
     return raw, arrays, meta

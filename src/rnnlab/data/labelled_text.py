@@ -1,15 +1,11 @@
-"""Labelled text from user files (CSV, TSV, JSONL), tokenizers and a vocabulary.
+"""Labelled text from user files (CSV, TSV, JSONL): reading and checks.
 
-The vocabulary is built on the training split only and saved with the prepared data; the
-logged MLflow model re-uses it, so raw strings go in and labels come out.
+Tokens and the vocabulary are ``rnnlab.data.text_tokens``'s, as for every task.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +14,7 @@ import pandas as pd
 from rnnlab.data.sources import read_csv
 from rnnlab.errors import DataError
 
-PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
 TEXT_FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
-_WORD = re.compile(r"\w+|[^\w\s]")  # words, and each punctuation mark on its own
 
 
 def read_text_table(path: Path) -> pd.DataFrame:
@@ -84,56 +78,3 @@ def check_text_table(
                 f"{source}, record {row + 1} (after the header): no label in `{label_column}`. "
                 "Label every record or remove it."
             )
-
-
-def tokenize(text: str, tokenizer: str, lowercase: bool) -> list[str]:
-    text = text.lower() if lowercase else text
-    if tokenizer == "char":
-        return list(text)
-    if tokenizer == "word":
-        return _WORD.findall(text)
-    raise DataError(f"data.tokenizer={tokenizer!r}; choose one of ['char', 'word'].")
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """Token <-> id map: ``<pad>`` is 0, ``<unk>`` is 1, then tokens by training frequency."""
-
-    tokens: list[str]
-    tokenizer: str
-    lowercase: bool
-    max_length: int
-
-    @classmethod
-    def build(
-        cls,
-        texts: list[str],
-        tokenizer: str,
-        lowercase: bool,
-        min_freq: int,
-        max_size: int,
-        max_length: int,
-    ) -> Vocabulary:
-        counts = Counter(t for text in texts for t in tokenize(text, tokenizer, lowercase))
-        # Most frequent first; ties alphabetically, so the vocabulary is deterministic.
-        kept = sorted(
-            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
-        )
-        return cls([PAD, UNK, *kept[: max_size - 2]], tokenizer, lowercase, max_length)
-
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Texts -> ids (N, T) int64 right-padded with 0, and lengths (N,); cut at max_length."""
-        index = {t: i for i, t in enumerate(self.tokens)}
-        encoded = [
-            [index.get(t, 1) for t in tokenize(text, self.tokenizer, self.lowercase)]
-            for text in texts
-        ]
-        encoded = [ids[: self.max_length] or [1] for ids in encoded]  # never a 0-length text
-        lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
-        out = np.zeros((len(encoded), int(lengths.max())), dtype=np.int64)
-        for i, ids in enumerate(encoded):
-            out[i, : len(ids)] = ids
-        return out, lengths
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
-from rnnlab.data.text_tokens import Vocabulary, detokenize, read_text, tokenize
+from rnnlab.data.text_tokens import UNK_ID, Vocabulary, detokenize, read_text, tokenize
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
@@ -83,17 +83,16 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "val": tokens[train_end:val_end],
         "test": tokens[val_end:],
     }
-    vocab = Vocabulary.build([blocks["train"]])
+    vocab = Vocabulary.build([blocks["train"]], data.level)
     ids = {
         split: np.asarray(vocab.encode(block), dtype=np.int32) for split, block in blocks.items()
     }
     meta = {
         "task": "lm",
         "dataset": data.name,
-        "level": data.level,
-        "vocab": vocab.tokens,
+        "vocab": vocab.to_dict(),
         "tokens": {split: len(block) for split, block in blocks.items()},
-        "unknown_tokens": {split: int((ids[split] == 0).sum()) for split in SPLITS},
+        "unknown_tokens": {split: int((ids[split] == UNK_ID).sum()) for split in SPLITS},
         "raw_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
         "warmup": detokenize(warmup_tokens(blocks["train"]), data.level),
         "line_starts": common_line_starts(text, data.level),

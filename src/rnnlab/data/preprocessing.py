@@ -1,4 +1,4 @@
-"""Pure preprocessing for series: column checks, missing values, splits, scaling, windows.
+"""Pure preprocessing: column checks, missing values, splits, scaling, windows, padding.
 
 Nothing here touches the file system or torch, so each step is unit-tested on small frames.
 """
@@ -252,3 +252,13 @@ def make_windows(
     offsets_in = starts[:, None] + np.arange(lookback)[None, :]
     offsets_out = starts[:, None] + lookback + np.arange(horizon)[None, :]
     return values[offsets_in], values[offsets_out][:, :, target_idx]
+
+
+def pad(sequences: list[np.ndarray], dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad arrays (T_i, ...) with zeros, which is also ``<pad>``'s token id:
+    (N, T_max, ...) of ``dtype`` and lengths (N,) int64."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    out = np.zeros((len(sequences), int(lengths.max()), *np.shape(sequences[0])[1:]), dtype=dtype)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = s
+    return out, lengths

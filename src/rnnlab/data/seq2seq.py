@@ -19,13 +19,13 @@ from omegaconf import DictConfig
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
-from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, read_text, tokenize
+from rnnlab.data.text_tokens import BOS, EOS, Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
-SOURCE_SPECIALS, TARGET_SPECIALS = (PAD,), (PAD, BOS, EOS)
+TARGET_SPECIALS = (BOS, EOS)
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August"]
 MONTHS += ["September", "October", "November", "December"]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -175,16 +175,17 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     level = cfg.data.level
     splits = load_pairs(cfg, paths.root)
     train = splits["train"]
-    source_vocab = Vocabulary.build((tokenize(s, level) for s in train["source"]), SOURCE_SPECIALS)
-    target_vocab = Vocabulary.build((tokenize(t, level) for t in train["target"]), TARGET_SPECIALS)
+    source_vocab = Vocabulary.build((tokenize(s, level) for s in train["source"]), level)
+    target_vocab = Vocabulary.build(
+        (tokenize(t, level) for t in train["target"]), level, specials=TARGET_SPECIALS
+    )
     everything = pd.concat([splits[s].assign(split=s) for s in SPLITS], ignore_index=True)
     raw_tsv = everything.to_csv(sep="\t", index=False)
     meta = {
         "task": "seq2seq",
         "dataset": cfg.data.name,
-        "level": level,
-        "source_vocab": source_vocab.tokens,
-        "target_vocab": target_vocab.tokens,
+        "source_vocab": source_vocab.to_dict(),
+        "target_vocab": target_vocab.to_dict(),
         "pairs": {split: len(splits[split]) for split in SPLITS},
         "raw_sha256": hashlib.sha256(raw_tsv.encode("utf-8")).hexdigest(),
     }

@@ -125,12 +125,3 @@ def parse_long(
 def _plain(value: object) -> object:
     """A numpy scalar as the Python value it holds, so messages show 5, not np.int64(5)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def pad(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad (T_i, C) arrays with zeros: (N, T_max, C) float32 and lengths (N,) int64."""
-    lengths = np.array([len(v) for v in values], dtype=np.int64)
-    out = np.zeros((len(values), int(lengths.max()), values[0].shape[1]), dtype=np.float32)
-    for i, v in enumerate(values):
-        out[i, : len(v)] = v
-    return out, lengths

@@ -1,7 +1,10 @@
-"""Text helpers shared by the language-modelling and seq2seq data: reading, tokens, vocabulary.
+"""Text as tokens for every task: reading, the tokenizer of each level, the vocabulary.
 
-Pure Python (no torch), so the prepare stage stays fast and the tasks reuse the same code to
-encode prompts and sources at prediction time.
+One convention everywhere: ``<pad>`` is id 0 and ``<unk>`` id 1 in every vocabulary, other
+specials (``<s>``, ``</s>``) come next, then tokens by training frequency. A vocabulary carries
+its tokenizer (level, lowercasing) and is saved in ``meta.json`` as ``to_dict()``, so prompts,
+sources and texts are encoded at prediction time exactly as in training. Pure Python and numpy
+(no torch), so the prepare stage stays fast.
 """
 
 from __future__ import annotations
@@ -9,13 +12,18 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from rnnlab.data.preprocessing import pad
 from rnnlab.errors import DataError
 
-UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<s>", "</s>"
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+PAD_ID, UNK_ID = 0, 1
 LEVELS = ("char", "word")
 
 
@@ -37,13 +45,14 @@ def read_text(path: Path) -> str:
     return text
 
 
-def tokenize(text: str, level: str) -> list[str]:
-    """Characters, or whitespace-separated words."""
+def tokenize(text: str, level: str, lowercase: bool = False) -> list[str]:
+    """Characters, or whitespace-separated words (so that joining them gives the text back)."""
+    text = text.lower() if lowercase else text
     if level == "char":
         return list(text)
     if level == "word":
         return text.split()
-    raise DataError(f"data.level={level!r}; choose one of {list(LEVELS)}.")
+    raise DataError(f"Tokenizer level {level!r}; choose one of {list(LEVELS)}.")
 
 
 def detokenize(tokens: Iterable[str], level: str) -> str:
@@ -52,17 +61,38 @@ def detokenize(tokens: Iterable[str], level: str) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Token <-> id. Index 0 is always ``<unk>``; specials come next, then tokens by frequency
-    (ties alphabetical), so a special's id depends only on the specials' order."""
+    """Token <-> id with its tokenizer: ``<pad>`` 0, ``<unk>`` 1, other specials, then tokens
+    by frequency (ties alphabetical), so a special's id depends only on the specials' order."""
 
     tokens: list[str]
+    level: str
+    lowercase: bool = False
 
     @classmethod
-    def build(cls, sequences: Iterable[list[str]], specials: tuple[str, ...] = ()) -> Vocabulary:
+    def build(
+        cls,
+        sequences: Iterable[list[str]],
+        level: str,
+        *,
+        lowercase: bool = False,
+        specials: tuple[str, ...] = (),
+        min_freq: int = 1,
+        max_size: int | None = None,
+    ) -> Vocabulary:
+        """From tokenised training sequences; ``max_size`` counts the specials too."""
         counts = Counter(token for sequence in sequences for token in sequence)
-        fixed = [UNK, *(s for s in specials if s != UNK)]
-        ranked = sorted((t for t in counts if t not in fixed), key=lambda t: (-counts[t], t))
-        return cls([*fixed, *ranked])
+        fixed = [PAD, UNK, *(s for s in specials if s not in (PAD, UNK))]
+        kept = [t for t, n in counts.items() if n >= min_freq and t not in fixed]
+        ranked = sorted(kept, key=lambda t: (-counts[t], t))
+        room = None if max_size is None else max(max_size - len(fixed), 0)
+        return cls([*fixed, *ranked[:room]], level, lowercase)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Vocabulary:
+        return cls(**saved)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -72,8 +102,11 @@ class Vocabulary:
         """Token -> id, built once: every text of a dataset is encoded through it."""
         return {token: i for i, token in enumerate(self.tokens)}
 
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text, self.level, self.lowercase)
+
     def encode(self, tokens: list[str], what: str | None = None) -> list[int]:
-        """Ids of ``tokens``; unknown tokens become ``<unk>`` (id 0).
+        """Ids of ``tokens``; unknown tokens become ``<unk>``.
 
         With ``what`` (e.g. "The prompt") a warning names the unknown tokens: user input at
         prediction time. Prepared splits count them in their metadata instead.
@@ -82,11 +115,24 @@ class Vocabulary:
         unknown = sorted({t for t in tokens if t not in lookup})
         if unknown and what is not None:
             warnings.warn(
-                f"{what} has {len(unknown)} token(s) outside the vocabulary, read as <unk>: "
+                f"{what} has {len(unknown)} token(s) outside the vocabulary, read as {UNK}: "
                 f"{unknown[:10]}",
                 stacklevel=2,
             )
-        return [lookup.get(t, 0) for t in tokens]
+        return [lookup.get(t, UNK_ID) for t in tokens]
+
+    def encode_texts(
+        self, texts: list[str], max_length: int | None = None, what: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Texts -> ids (N, T) int64 right-padded with ``<pad>``, and lengths (N,); each text
+        cut at ``max_length`` tokens. A text without a token is refused."""
+        encoded = [self.encode(self.tokenize(text), what)[:max_length] for text in texts]
+        if any(not ids for ids in encoded):
+            raise DataError(f"{what or 'A'} text is empty; every text needs at least one token.")
+        return pad([np.asarray(ids, dtype=np.int64) for ids in encoded], np.int64)
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[i] for i in ids]
+
+    def text(self, ids: Iterable[int]) -> str:
+        return detokenize(self.decode(ids), self.level)

@@ -81,11 +81,13 @@ def sample(
     temperature: float = 1.0,
     top_k: int = 0,
     generator: torch.Generator | None = None,
+    never: tuple[int, ...] = (),
 ) -> list[int]:
     """Continue ``prompt_ids`` by ``length`` sampled tokens (the prompt is not repeated).
 
     Logits are divided by ``temperature``; with ``top_k > 0`` only the k most likely tokens can
-    be drawn. Id 0 (``<unk>``) is never drawn: it stands for "something not in the vocabulary".
+    be drawn. Ids in ``never`` are never drawn (``<pad>``, and ``<unk>``: it stands for
+    "something not in the vocabulary").
     """
     if not prompt_ids:
         raise ValueError("The prompt is empty; give at least one token to start from.")
@@ -97,7 +99,7 @@ def sample(
     generated: list[int] = []
     for _ in range(length):
         scores = last / temperature
-        scores[0] = float("-inf")
+        scores[list(never)] = float("-inf")
         if 0 < top_k < scores.numel():
             kth = scores.topk(top_k).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))

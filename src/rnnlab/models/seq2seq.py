@@ -41,7 +41,7 @@ class Seq2Seq(nn.Module):
         dropout: float = 0.0,
         init: str = "default",
         attention: str = "additive",
-        pad: int = 1,
+        pad: int = 0,
         bos: int = 2,
         eos: int = 3,
     ) -> None:

@@ -21,9 +21,10 @@ from torch.utils.data import StackDataset
 
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.classify import load_prepared
-from rnnlab.data.labelled_text import Vocabulary, check_text_table
-from rnnlab.data.preprocessing import Scaler
-from rnnlab.data.sequences import pad, parse_long
+from rnnlab.data.labelled_text import check_text_table
+from rnnlab.data.preprocessing import Scaler, pad
+from rnnlab.data.sequences import parse_long
+from rnnlab.data.text_tokens import PAD_ID, Vocabulary
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network, lengths_to_mask
 from rnnlab.paths import RunPaths
@@ -97,7 +98,7 @@ class ClassifyTask(Task):
             seq_len=1 if summarise else None,
             **hparams,
         )
-        embedding = nn.Embedding(meta["n_tokens"], features, padding_idx=0) if text else None
+        embedding = nn.Embedding(meta["n_tokens"], features, padding_idx=PAD_ID) if text else None
         return Classifier(network, embedding, summarise)
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
@@ -122,8 +123,9 @@ class ClassifyTask(Task):
         meta = trained.meta
         if meta["kind"] == "text":
             check_text_table(frame, "The input", meta["text_column"], None)
-            vocab = Vocabulary(**meta["vocab"])
-            x, lengths = vocab.encode(frame[meta["text_column"]].astype(str).tolist())
+            vocab = Vocabulary.from_dict(meta["vocab"])
+            texts = frame[meta["text_column"]].astype(str).tolist()
+            x, lengths = vocab.encode_texts(texts, meta["max_length"])
             out = pd.DataFrame(index=range(len(frame)))
         else:
             sequences = parse_long(

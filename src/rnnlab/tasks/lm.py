@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.lm import load_prepared
-from rnnlab.data.text_tokens import Vocabulary, detokenize, tokenize
+from rnnlab.data.text_tokens import PAD_ID, UNK_ID, Vocabulary
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.lightning.sequence_modules import TruncatedBPTTModule
 from rnnlab.model_store import TrainedModel
@@ -105,16 +105,15 @@ def generate_text(
     The model first reads the end of its training text (``meta["warmup"]``, cut after a line
     break), then the prompt: truncated-BPTT training never starts from a zero state, so a
     prompt read from one gives garbage."""
-    level = trained.meta["level"]
-    vocab = Vocabulary(trained.meta["vocab"])
-    warmup = vocab.encode(tokenize(trained.meta.get("warmup", ""), level), what="The warm-up")
-    ids = warmup + vocab.encode(tokenize(prompt, level), what="The prompt")
+    vocab = Vocabulary.from_dict(trained.meta["vocab"])
+    warmup = vocab.encode(vocab.tokenize(trained.meta.get("warmup", "")), what="The warm-up")
+    ids = warmup + vocab.encode(vocab.tokenize(prompt), what="The prompt")
     if not ids:
         raise DataError("The prompt is empty and the model has no warm-up text; give a prompt.")
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    new = sample(trained.model, ids, length, temperature, top_k, generator)
-    text = detokenize(vocab.decode(new), level)
-    return text if level == "char" else " " + text
+    new = sample(trained.model, ids, length, temperature, top_k, generator, never=(PAD_ID, UNK_ID))
+    text = vocab.text(new)
+    return text if vocab.level == "char" else " " + text
 
 
 def sample_prompts(cfg: DictConfig, meta: dict[str, Any]) -> list[str]:
@@ -133,7 +132,7 @@ class LanguageModelTask(Task):
         return TaskData(
             train=ContiguousBatches(ids["train"], batch, bptt, "train"),
             val=ContiguousBatches(ids["val"], batch, bptt, "val"),
-            meta={"vocab_size": len(meta["vocab"]), **meta},
+            meta={"vocab_size": len(meta["vocab"]["tokens"]), **meta},
             ordered=True,
         )
 
@@ -180,9 +179,9 @@ class LanguageModelTask(Task):
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
         meta, ids = load_prepared(paths.prepared_dir)
-        baselines = NgramBaselines(ids["train"], len(meta["vocab"]))
+        baselines = NgramBaselines(ids["train"], len(meta["vocab"]["tokens"]))
         baselines.fit_weight(ids["val"])
-        kneser_ney = KneserNey(ids["train"], len(meta["vocab"]))
+        kneser_ney = KneserNey(ids["train"], len(meta["vocab"]["tokens"]))
         kneser_ney.fit_order(ids["val"])
         metrics: dict[str, Any] = {}
         for split in ("val", "test"):

@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
-from rnnlab.data.seq2seq import TARGET_SPECIALS, load_prepared
-from rnnlab.data.text_tokens import BOS, EOS, PAD, Vocabulary, detokenize, tokenize
+from rnnlab.data.preprocessing import pad
+from rnnlab.data.seq2seq import load_prepared
+from rnnlab.data.text_tokens import BOS, EOS, PAD_ID, Vocabulary, tokenize
 from rnnlab.errors import DataError
 from rnnlab.lightning.sequence_modules import TeacherForcingModule
 from rnnlab.model_store import TrainedModel
@@ -29,43 +30,26 @@ from rnnlab.tasks.recurrent import recurrent_options
 
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
 HEATMAPS = 4
-# Specials come first in every vocabulary (``Vocabulary.build``), so their ids are fixed.
-TARGET_PAD = Vocabulary.build([], TARGET_SPECIALS).index[PAD]
 
 
 class PairCodec:
     """Strings <-> padded id tensors with the vocabularies saved in the model's metadata."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        self.level = meta["level"]
-        self.source = Vocabulary(meta["source_vocab"])
-        self.target = Vocabulary(meta["target_vocab"])
-        self.source_pad = self.source.index[PAD]
-        target_index = self.target.index
-        self.pad, self.bos, self.eos = target_index[PAD], target_index[BOS], target_index[EOS]
+        self.source = Vocabulary.from_dict(meta["source_vocab"])
+        self.target = Vocabulary.from_dict(meta["target_vocab"])
+        self.level = self.target.level
+        self.bos, self.eos = self.target.index[BOS], self.target.index[EOS]
 
     def sources(self, texts: list[str], what: str | None = None) -> tuple[Tensor, Tensor]:
         """Right-padded source ids (N, S) and lengths (N,)."""
-        encoded = [self.source.encode(tokenize(t, self.level), what) for t in texts]
-        if any(not ids for ids in encoded):
-            raise DataError("A source text is empty; every source needs at least one token.")
-        return _pad(encoded, self.source_pad), torch.tensor([len(ids) for ids in encoded])
+        x, lengths = self.source.encode_texts(texts, what=what)
+        return torch.from_numpy(x), torch.from_numpy(lengths)
 
     def targets(self, texts: list[str]) -> Tensor:
         """Target ids followed by EOS, right-padded (N, T)."""
-        return _pad(
-            [[*self.target.encode(tokenize(t, self.level)), self.eos] for t in texts], self.pad
-        )
-
-    def text(self, ids: list[int]) -> str:
-        return detokenize(self.target.decode(ids), self.level)
-
-
-def _pad(sequences: list[list[int]], pad: int) -> Tensor:
-    out = torch.full((len(sequences), max(map(len, sequences))), pad, dtype=torch.long)
-    for i, ids in enumerate(sequences):
-        out[i, : len(ids)] = torch.tensor(ids)
-    return out
+        ids = [[*self.target.encode(self.target.tokenize(t)), self.eos] for t in texts]
+        return torch.from_numpy(pad([np.asarray(i, dtype=np.int64) for i in ids], np.int64)[0])
 
 
 def pairs(frame: pd.DataFrame, codec: PairCodec) -> StackDataset:
@@ -86,7 +70,7 @@ def decode(
             ids = model.beam_search(xb, lb, task.max_target_length, task.beam_width)
         else:
             ids, _ = model.greedy(xb, lb, task.max_target_length)
-        return [codec.text(row) for row in ids]
+        return [codec.target.text(row) for row in ids]
 
     texts = predict_batches(model, x, lengths, step=step, batch_size=batch)
     return [text for batch_texts in texts for text in batch_texts]
@@ -135,7 +119,7 @@ class Seq2SeqTask(Task):
             len(codec.target),
             cfg.task.embedding_dim,
             attention=cfg.task.attention,
-            pad=codec.pad,
+            pad=PAD_ID,
             bos=codec.bos,
             eos=codec.eos,
             **options,
@@ -144,7 +128,7 @@ class Seq2SeqTask(Task):
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         # Padding after EOS carries no signal.
         return nn.functional.cross_entropy(
-            prediction.flatten(0, 1), batch["y"].flatten(), ignore_index=TARGET_PAD
+            prediction.flatten(0, 1), batch["y"].flatten(), ignore_index=PAD_ID
         )
 
     def lightning_module(self, model: nn.Module, cfg: DictConfig) -> TeacherForcingModule:
@@ -224,7 +208,7 @@ def _attention_figure(
         grid = weights[0, : len(out_tokens), :n].numpy()  # (T, S)
         ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         src_tokens = [
-            t.replace(" ", "\u2423") for t in tokenize(test["source"].iloc[i], codec.level)
+            t.replace(" ", "\u2423") for t in codec.source.tokenize(test["source"].iloc[i])
         ]
         ax.set_xticks(range(n), src_tokens, rotation=90, fontsize=7)
         ax.set_yticks(range(len(out_tokens)), out_tokens, fontsize=7)
