@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,32 @@ def configure_cpu(trainer_cfg: DictConfig) -> None:
     torch.backends.mkldnn.enabled = trainer_cfg.mkldnn
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning's advertising lines (the litlogger tip), not diagnostics."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
+def silence_known_noise() -> None:
+    """Drop the lines every run printed that say nothing about it, each by its exact message:
+    Lightning's litlogger tip, the FutureWarning torch raises inside Lightning's own pytree
+    helper (``isinstance(treespec, LeafSpec)``), and MLflow's artifact download bar."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropLightningTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLightningTips())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def build_trainer(
     trainer_cfg: DictConfig, checkpoint_dir: Path, logger: Any, monitor: str = "val/loss"
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
+    silence_known_noise()
     if trainer_cfg.deterministic:
         # cuBLAS needs this to honour deterministic algorithms on GPUs; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -55,7 +80,10 @@ def build_trainer(
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         gradient_clip_algorithm=trainer_cfg.gradient_clip_algorithm,
         deterministic=trainer_cfg.deterministic,
-        limit_train_batches=trainer_cfg.limit_train_batches,
+        # None (Lightning's "all batches") instead of 1.0, which prints a note on every run
+        limit_train_batches=trainer_cfg.limit_train_batches
+        if trainer_cfg.limit_train_batches != 1.0
+        else None,
         logger=logger,
         callbacks=callbacks,
         enable_progress_bar=interactive,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     task = get_task(cfg.task.name)
     configure_cpu(cfg.trainer)
     data = task.load_data(cfg, paths)
+    if is_primary_process():
+        print(describe_data(cfg, data), flush=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = task.build_model(cfg, data.meta)
     n_params = count_parameters(model)
@@ -89,6 +92,44 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         files = [paths.plots_dir / "learning_curve.csv", *(f for f in grad_flow if f.exists())]
         tracking.log_artifacts(cfg, run, files, config_yaml=OmegaConf.to_yaml(cfg))
     return {**summary, "mlflow_run_id": run["run_id"] if run else None}
+
+
+# Prepared-data facts worth a line at the start of training, when the task's metadata has them.
+SUMMARY_KEYS = (
+    "rows", "missing_filled", "target_columns", "covariate_columns", "channels", "level",
+    "tokens", "unknown_tokens", "pairs", "counts", "classes",
+)  # fmt: skip
+VOCABULARIES = ("vocab", "source_vocab", "target_vocab")
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def describe_data(cfg: DictConfig, data: Any) -> str:
+    """A few lines on what the model is about to train on: dataset, split sizes, windows and
+    batches per epoch, vocabulary, classes."""
+    meta, batch = data.meta, cfg.trainer.batch_size
+    lines = [
+        f"data: {meta.get('dataset', cfg.data.name)} for task={cfg.task.name}; "
+        f"train {len(data.train):,} examples ({math.ceil(len(data.train) / batch):,} batches of "
+        f"{batch} per epoch), val {len(data.val):,}"
+    ]
+    for key in VOCABULARIES:
+        if key in meta:
+            tokens = meta[key]["tokens"] if isinstance(meta[key], dict) else meta[key]
+            lines.append(
+                f"  {key}: {len(tokens):,} tokens ({', '.join(map(repr, tokens[:12]))}, ...)"
+            )
+    for key in SUMMARY_KEYS:
+        value = meta.get(key)
+        if value is None or value == []:
+            continue
+        if isinstance(value, dict):  # per split, in split order
+            ordered = sorted(value.items(), key=lambda item: SPLIT_ORDER.get(item[0], 3))
+            value = ", ".join(f"{split} {n:,}" for split, n in ordered)
+        elif isinstance(value, list):
+            shown = ", ".join(map(str, value[:10])) + (", ..." if len(value) > 10 else "")
+            value = f"{len(value)}: {shown}"
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
 
 
 def _best_score(checkpoint: dict[str, Any]) -> float:
