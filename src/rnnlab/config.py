@@ -287,6 +287,7 @@ class TrainerConfig:
     num_workers: int = at_least(0, 0)
     flush_denormal: bool = True
     mkldnn: bool = True
+    keep_freed_memory: bool = True  # glibc keeps freed buffers instead of re-faulting them
     num_threads: int | None = at_least(None, 1)  # torch CPU threads; null: torch's default
     limit_train_batches: float = 1.0
     # Wall-clock budget for fitting (Lightning's max_time): "DD:HH:MM:SS", a dict such as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import sys
@@ -21,11 +22,35 @@ from rnnlab.lightning.grad_flow import GradientFlow
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:
     """CPU settings measured in docs/benchmarks.md (denormals slow recurrent nets; two torch
-    threads run 14x slower than one while another process holds a core)."""
+    threads run 14x slower than one while another process holds a core; glibc returning every
+    large buffer to the OS made half of an LSTM's CPU time kernel time)."""
     if trainer_cfg.num_threads is not None:
         torch.set_num_threads(trainer_cfg.num_threads)
     torch.set_flush_denormal(trainer_cfg.flush_denormal)
     torch.backends.mkldnn.enabled = trainer_cfg.mkldnn
+    if trainer_cfg.keep_freed_memory:
+        keep_freed_memory()
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, glibc's <malloc.h>
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
+
+    By default every buffer above the mmap threshold (a training step's activations) is a fresh
+    ``mmap`` and ``munmap``, so each step page-faults all of it in again: at lookback 336 that
+    was 45 % of an LSTM's CPU time. ``MALLOC_*`` environment variables would have to be set
+    before the process starts; ``mallopt`` changes the running allocator. Returns False where
+    the C library is not glibc (nothing to do there).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    # No mmap'd chunks at all (large ones come from the heap too), and never trim the heap.
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 class _DropLightningTips(logging.Filter):
