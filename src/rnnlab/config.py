@@ -279,6 +279,7 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"
+    num_nodes: int = at_least(1, 1)  # machines; torchrun and srun set it themselves
     precision: str = choice("32-true", ("32-true", "16-mixed", "bf16-mixed", "64-true"))
     gradient_clip_val: float | None = 1.0
     gradient_clip_algorithm: str = choice("norm", ("norm", "value"))

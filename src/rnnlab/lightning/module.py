@@ -43,6 +43,9 @@ class SequenceModule(pl.LightningModule):
             on_epoch=True,
             prog_bar=True,
             batch_size=batch["x"].shape[0],
+            # Under DDP each process sees part of the data: average over them, so every rank
+            # (and the checkpoint and early stopping on rank 0) judge the same number.
+            sync_dist=True,
         )
         return loss
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from rnnlab.config import max_time
+from rnnlab.lightning import external_launch
 from rnnlab.lightning.callbacks import EpochLine, History
 from rnnlab.lightning.grad_flow import GradientFlow
 
@@ -95,12 +96,14 @@ def build_trainer(
     ]
     if trainer_cfg.grad_flow_batches > 0:
         callbacks.append(GradientFlow(checkpoint_dir, trainer_cfg.grad_flow_batches))
+    strategy, devices, num_nodes = _processes(trainer_cfg)
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,
         max_time=max_time(trainer_cfg),
         accelerator=trainer_cfg.accelerator,
-        devices=trainer_cfg.devices,
-        strategy=trainer_cfg.strategy,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
         precision=trainer_cfg.precision,
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         gradient_clip_algorithm=trainer_cfg.gradient_clip_algorithm,
@@ -117,3 +120,14 @@ def build_trainer(
         default_root_dir=checkpoint_dir,
     )
     return trainer, checkpoint
+
+
+def _processes(trainer_cfg: DictConfig) -> tuple[str, Any, int]:
+    """Strategy, devices per node and nodes: the config's, unless torchrun or srun started the
+    processes already; then those counts, and ``ddp_spawn`` joins them as ``ddp`` (spawning
+    more processes inside each would multiply them)."""
+    launched = external_launch()
+    if launched is None:
+        return trainer_cfg.strategy, trainer_cfg.devices, trainer_cfg.num_nodes
+    strategy = "ddp" if trainer_cfg.strategy == "ddp_spawn" else trainer_cfg.strategy
+    return strategy, *launched
