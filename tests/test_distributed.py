@@ -34,10 +34,10 @@ def _torchrun(workdir: Path, processes: int, batch_size: int, overrides: list[st
         "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
         "OMP_NUM_THREADS": "1",
     }
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     commands = [
         [sys.executable, "-m", "rnnlab.stages.prepare"],
-        [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        + [f"--nproc_per_node={processes}", "-m", "rnnlab.stages.train"],
+        [*torchrun, f"--nproc_per_node={processes}", "-m", "rnnlab.stages.train"],
         [sys.executable, "-m", "rnnlab.stages.evaluate"],
     ]
     for command in commands:
