@@ -216,7 +216,7 @@ def test_logged_model_interface_decodes_sources(untrained_model_dir) -> None:
     assert list(out.columns) == ["source", "prediction"] and len(out) == 2
     with pytest.warns(UserWarning, match=r"outside the vocabulary.*'\u00e9'"):
         task.predict_frame(trained, pd.DataFrame({"source": ["3 f\u00e9vrier 2021"]}))
-    with pytest.raises(DataError, match="needs a `source` column"):
+    with pytest.raises(DataError, match=r"no column\(s\) \[.source.\]"):
         task.predict_frame(trained, pd.DataFrame({"text": ["x"]}))
     with pytest.raises(DataError, match="source text is empty"):
         task.predict_frame(trained, pd.DataFrame({"source": [""]}))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rnnlab.data.checks import require_columns
 from rnnlab.errors import DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -81,11 +82,7 @@ def encode_wav(samples: np.ndarray, sample_rate: int) -> str:
 def audio_from_frame(frame: pd.DataFrame, sample_rate: int, min_samples: int) -> list[np.ndarray]:
     """Waves from a request's ``audio`` column: each value is the path of a .wav/.flac file, or
     the base64 text of a WAV/FLAC file's bytes (how audio travels in a JSON request)."""
-    if "audio" not in frame.columns:
-        raise DataError(
-            "The input needs an `audio` column (paths of .wav/.flac files, or base64 WAV "
-            f"bytes); it has {list(frame.columns)}."
-        )
+    require_columns(frame, ["audio"], fix="Send paths of .wav/.flac files, or base64 WAV bytes.")
     waves = []
     for i, value in enumerate(frame["audio"]):
         text = str(value)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rnnlab.data.audio import AUDIO_EXTENSIONS, FeaturePipeline, decode_audio
+from rnnlab.data.checks import require_columns
 from rnnlab.data.sources import read_csv, resolve_user_path
 from rnnlab.data.speech_synth import SynthJob, add_noise, speakers_by_split, synthesize_files
 from rnnlab.errors import DataError
@@ -102,12 +103,12 @@ def user_manifest(path_setting: str | None, root: Path, text_column: str) -> pd.
         frame = _folder_manifest(path, text_column)
     else:
         frame = read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        missing = [c for c in ("path", text_column) if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{path} lacks the column(s) {missing}; a manifest needs `path` and "
-                f"`{text_column}` (optionally `speaker`), it has {list(frame.columns)}."
-            )
+        require_columns(
+            frame,
+            ["path", text_column],
+            str(path),
+            f"A manifest needs `path` and `{text_column}` (optionally `speaker`).",
+        )
         frame = frame.assign(path=[str((path.parent / str(p)).resolve()) for p in frame["path"]])
     frame[text_column] = frame[text_column].fillna("").astype(str)
     speakers = frame["speaker"] if "speaker" in frame.columns else pd.Series("", frame.index)

@@ -34,6 +34,19 @@ def file_row(index: object) -> int:
     return int(index) + 2
 
 
+def require_columns(
+    frame: pd.DataFrame, columns: list[str], source: str = "The input", fix: str = ""
+) -> None:
+    """Refuse ``frame`` unless it has every one of ``columns``, naming the missing ones, the
+    ones it has and ``fix``: the one column check of prepare and of every ``predict_frame``."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}."
+            + (f" {fix}" if fix else "")
+        )
+
+
 def drop_empty_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Drop rows whose every cell is empty (``,,,`` lines), with a notice of how many."""
     empty = frame.isna().all(axis=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnlab.data.checks import require_columns
 from rnnlab.data.sources import read_csv
 from rnnlab.errors import DataError
 
@@ -56,12 +57,9 @@ def check_text_table(
 ) -> None:
     """Named columns present, no empty text, no missing label; errors name the row and fix."""
     wanted = [text_column] + ([label_column] if label_column else [])
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}. "
-            "Set `data.text_column` and `data.label_column` to match."
-        )
+    require_columns(
+        frame, wanted, source, "Set `data.text_column` and `data.label_column` to match."
+    )
     text = frame[text_column]
     empty = (text.isna() | text.astype(str).str.strip().eq("")).to_numpy()
     if empty.any():

@@ -30,12 +30,12 @@ def select_columns(
     sorted with a notice or refused.
     """
     wanted = [time_column, *value_columns]
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}. "
-            "Set `data.time_column`, `data.target_columns` and `data.covariate_columns` to match."
-        )
+    checks.require_columns(
+        frame,
+        wanted,
+        source,
+        "Set `data.time_column`, `data.target_columns` and `data.covariate_columns` to match.",
+    )
     out = checks.drop_empty_rows(frame, source)[wanted].copy()
     out[time_column] = checks.parse_dates(out[time_column], time_column, source)
     for column in value_columns:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rnnlab.data.checks import require_columns
 from rnnlab.errors import DataError
 
 ID, STEP, LABEL = "sequence_id", "step", "label"
@@ -62,13 +63,13 @@ def parse_long(
     errors count the header as row 1, as a spreadsheet shows them.
     """
     keys = [id_column, step_column] + ([label_column] if label_column else [])
-    missing = [c for c in keys if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source} has no column(s) {missing}; its columns are {list(frame.columns)}. "
-            "The long format needs a sequence id, a time step and a label column: set "
-            "`data.id_column`, `data.step_column` and `data.label_column` to match."
-        )
+    require_columns(
+        frame,
+        keys,
+        source,
+        "The long format needs a sequence id, a time step and a label column: set "
+        "`data.id_column`, `data.step_column` and `data.label_column` to match.",
+    )
     channels = list(channels or [c for c in frame.columns if c not in keys])
     absent = [c for c in channels if c not in frame.columns]
     if absent:

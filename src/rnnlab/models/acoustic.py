@@ -16,7 +16,7 @@ from rnnlab.models.attention import lengths_to_mask
 from rnnlab.models.baselines import MLPEncoder, TransformerEncoderBaseline
 from rnnlab.models.encoders import RecurrentEncoder, State
 from rnnlab.models.init import init_weights
-from rnnlab.models.networks import RECURRENT_ARCHS
+from rnnlab.models.names import RECURRENT_ARCHS
 
 
 class AcousticModel(nn.Module):

@@ -20,12 +20,14 @@ from torch.utils.data import Dataset
 from rnnlab.data.asr import load_prepared, target_ids, utterances
 from rnnlab.data.audio import FeaturePipeline, audio_from_frame, encode_wav, spec_augment
 from rnnlab.data.audio_sets import MANIFEST
+from rnnlab.data.preprocessing import pad
 from rnnlab.errors import ConfigError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
+from rnnlab.tasks.inference import predict_batches
 
 FIGURE_UTTERANCES = 3
 EXAMPLES = 30
@@ -62,26 +64,19 @@ class UtteranceDataset(Dataset):
         }
 
 
-def _pad_frames(frames: list[np.ndarray]) -> tuple[Tensor, Tensor]:
-    lengths = torch.tensor([len(f) for f in frames])
-    x = torch.zeros(len(frames), int(lengths.max()), frames[0].shape[1])
-    for i, f in enumerate(frames):
-        x[i, : len(f)] = torch.from_numpy(f)
-    return x, lengths
-
-
 def posteriors(model: AcousticModel, frames: list[np.ndarray], batch: int = 64) -> list[np.ndarray]:
     """Per-utterance CTC log-probabilities (T'_i, V), in eval mode, longest first per batch."""
-    model.eval()
     order = np.argsort([-len(f) for f in frames], kind="stable")
+
+    def step(chosen: Tensor) -> list[np.ndarray]:
+        x, lengths = pad([frames[i] for i in chosen.tolist()])
+        log_probs, out_lengths = model(torch.from_numpy(x), torch.from_numpy(lengths))
+        return [lp[: int(n)].numpy() for lp, n in zip(log_probs, out_lengths, strict=True)]
+
+    batches = predict_batches(model, torch.from_numpy(order), step=step, batch_size=batch)
     out: list[np.ndarray] = [np.zeros(0)] * len(frames)
-    with torch.no_grad():
-        for start in range(0, len(order), batch):
-            chosen = order[start : start + batch]
-            x, lengths = _pad_frames([frames[i] for i in chosen])
-            log_probs, out_lengths = model(x, lengths)
-            for row, i in enumerate(chosen):
-                out[i] = log_probs[row, : int(out_lengths[row])].numpy()
+    for i, log_probs in zip(order, (lp for b in batches for lp in b), strict=True):
+        out[i] = log_probs
     return out
 
 

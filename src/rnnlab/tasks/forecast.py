@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
-from rnnlab.data.checks import model_input
+from rnnlab.data.checks import model_input, require_columns
 from rnnlab.data.forecast import PreparedSeries, load_prepared
 from rnnlab.data.preprocessing import Scaler, make_windows, window_starts
 from rnnlab.errors import DataError
@@ -131,9 +131,7 @@ class ForecastTask(Task):
             meta["target_columns"],
             [*meta["target_columns"], *meta["covariate_columns"]],
         )
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise DataError(f"Input lacks column(s) {missing}; the model needs {columns}.")
+        require_columns(frame, columns, fix=f"The model needs {columns}.")
         if len(frame) < lookback:
             raise DataError(
                 f"Input has {len(frame)} rows; the model needs the last {lookback} "

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from rnnlab.data import read_prepared_meta
+from rnnlab.data.checks import require_columns
 from rnnlab.data.lm import load_prepared
 from rnnlab.data.text_tokens import PAD_ID, UNK_ID, Vocabulary
 from rnnlab.errors import ConfigError, DataError
@@ -166,8 +167,7 @@ class LanguageModelTask(Task):
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """One continuation per ``prompt`` row, sampled with the task's length, temperature
         and top-k and seeded by ``seed``, so the same prompt gives the same text."""
-        if "prompt" not in frame.columns:
-            raise DataError(f"Input needs a `prompt` column; it has {list(frame.columns)}.")
+        require_columns(frame, ["prompt"])
         task = trained.cfg.task
         generated = [
             generate_text(

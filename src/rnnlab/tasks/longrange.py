@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
-from rnnlab.data.checks import model_input
+from rnnlab.data.checks import model_input, require_columns
 from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
 from rnnlab.errors import DataError
 from rnnlab.model_store import TrainedModel
@@ -109,9 +109,7 @@ class LongRangeTask(Task):
         """
         meta = trained.meta
         columns = ["value", "marker"] if meta["problem"] == "adding" else ["input"]
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise DataError(f"Input lacks column(s) {missing}; one row per step with {columns}.")
+        require_columns(frame, columns, fix=f"Send one row per step with {columns}.")
         values = model_input(frame, columns)
         if meta["problem"] == "adding":
             x = torch.from_numpy(values.astype(np.float32))[None]  # (1, T, 2)

@@ -16,10 +16,10 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
+from rnnlab.data.checks import require_columns
 from rnnlab.data.preprocessing import pad
 from rnnlab.data.seq2seq import load_prepared
 from rnnlab.data.text_tokens import BOS, EOS, PAD_ID, Vocabulary, tokenize
-from rnnlab.errors import DataError
 from rnnlab.lightning.sequence_modules import TeacherForcingModule
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.seq2seq import Seq2Seq
@@ -140,8 +140,7 @@ class Seq2SeqTask(Task):
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """One decoded ``prediction`` per ``source`` row; unknown source tokens read as <unk>
         (with a warning)."""
-        if "source" not in frame.columns:
-            raise DataError(f"Input needs a `source` column; it has {list(frame.columns)}.")
+        require_columns(frame, ["source"])
         codec = PairCodec(trained.meta)
         sources = [str(s) for s in frame["source"]]
         x, lengths = codec.sources(sources, what="The source")
