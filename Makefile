@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-slow lint format params lock ui bench clean
+.PHONY: install run test test-slow lint format params lock ui server server-deps bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(STAMP)  ## the main job: the DVC pipeline on the embedded CO2 dataset
 test: $(STAMP)  ## the default (fast) test suite
 	python -m pytest
 
-test-slow: $(STAMP)  ## the slow end-to-end tests
+test-slow: $(STAMP) server-deps  ## the slow end-to-end tests (some start a PostgreSQL server)
 	python -m pytest -m slow
 
 lint: $(STAMP)
@@ -45,6 +45,15 @@ lock: $(STAMP)  ## refresh requirements.lock from the current environment
 
 ui: $(STAMP)  ## browse runs at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000
+
+server: $(STAMP) server-deps  ## team tracking server: PostgreSQL + MLflow at http://127.0.0.1:5000
+	python -m rnnlab.server --dir $(CURDIR)/.team-server --port 5000 --pg-port 5433
+
+# PostgreSQL's server programs from Debian (apt needs root; elsewhere install PostgreSQL and put
+# pg_ctl on PATH).
+server-deps:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 bench: $(STAMP)
 	python benchmarks/run_all.py
