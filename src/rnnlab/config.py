@@ -131,6 +131,36 @@ class Seq2SeqDataConfig:
 
 
 @dataclass
+class AudioFeatureConfig:
+    """How recordings become feature frames (``rnnlab.data.audio.FeaturePipeline``)."""
+
+    sample_rate: int = at_least(16000, 4000)  # every recording is resampled to this rate
+    features: str = choice("logmel", ("logmel", "mfcc"))
+    n_mels: int = at_least(40, 8)
+    n_mfcc: int = at_least(13, 2)
+    win_ms: float = at_least(25.0, 5.0)
+    hop_ms: float = at_least(10.0, 1.0)
+
+
+@dataclass
+class SynthSpeechConfig:
+    """The generated eSpeak NG corpus (``rnnlab.data.speech_synth``), deterministic from seed."""
+
+    n_train: int = at_least(2000, 1)
+    n_val: int = at_least(200, 1)
+    n_test: int = at_least(300, 1)
+    val_voices: int = at_least(6, 1)  # voice variants only heard in validation
+    test_voices: int = at_least(8, 1)  # ... and only in test: unseen voices
+    rate: list[int] = field(default_factory=lambda: [130, 220])  # words per minute, min-max
+    pitch: list[int] = field(default_factory=lambda: [25, 75])  # eSpeak pitch 0-100, min-max
+    snr_db: list[float] = field(default_factory=lambda: [30.0, 20.0, 10.0])  # white noise
+    seed: int = 1234  # data seed, separate from the model's so variants hear the same data
+
+
+CLASSIFY_AUDIO = ("spoken_words", "audio_folder")  # generated words, your recordings
+
+
+@dataclass
 class ClassifyTaskConfig:
     name: str = "classify"
     embedding_dim: int = at_least(64, 1)  # token embedding size (text data only)
@@ -138,12 +168,14 @@ class ClassifyTaskConfig:
 
 
 @dataclass
-class ClassifyDataConfig:
-    """Labelled sequences: a built-in set, a long-format CSV, or text files (see conf/data/)."""
+class ClassifyDataConfig(AudioFeatureConfig, SynthSpeechConfig):
+    """Labelled sequences: a built-in set, a long-format CSV, text files, or audio: generated
+    spoken words or your recordings (see conf/data/)."""
 
     name: str = "japanese_vowels"
     source: str = choice(
-        "japanese_vowels", ("japanese_vowels", "basic_motions", "sequences_csv", "text")
+        "japanese_vowels",
+        ("japanese_vowels", "basic_motions", "sequences_csv", "text", *CLASSIFY_AUDIO),
     )
     path: str | None = None  # user data; CSV/TSV/JSONL for text
     test_path: str | None = None  # null: a stratified test split is carved from `path`
@@ -181,33 +213,6 @@ class LongRangeDataConfig:
     n_val: int = at_least(1000, 1)
     n_test: int = at_least(1000, 1)
     seed: int = 1234  # data seed, separate from the model's so variants see the same data
-
-
-@dataclass
-class AudioFeatureConfig:
-    """How recordings become feature frames (``rnnlab.data.audio.FeaturePipeline``)."""
-
-    sample_rate: int = at_least(16000, 4000)  # every recording is resampled to this rate
-    features: str = choice("logmel", ("logmel", "mfcc"))
-    n_mels: int = at_least(40, 8)
-    n_mfcc: int = at_least(13, 2)
-    win_ms: float = at_least(25.0, 5.0)
-    hop_ms: float = at_least(10.0, 1.0)
-
-
-@dataclass
-class SynthSpeechConfig:
-    """The generated eSpeak NG corpus (``rnnlab.data.speech_synth``), deterministic from seed."""
-
-    n_train: int = at_least(2000, 1)
-    n_val: int = at_least(200, 1)
-    n_test: int = at_least(300, 1)
-    val_voices: int = at_least(6, 1)  # voice variants only heard in validation
-    test_voices: int = at_least(8, 1)  # ... and only in test: unseen voices
-    rate: list[int] = field(default_factory=lambda: [130, 220])  # words per minute, min-max
-    pitch: list[int] = field(default_factory=lambda: [25, 75])  # eSpeak pitch 0-100, min-max
-    snr_db: list[float] = field(default_factory=lambda: [30.0, 20.0, 10.0])  # white noise
-    seed: int = 1234  # data seed, separate from the model's so variants hear the same data
 
 
 @dataclass

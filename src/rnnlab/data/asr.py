@@ -27,6 +27,7 @@ from rnnlab.data.audio_sets import (
     fitted_features,
     generated_manifest,
     load_waves,
+    synth_spec,
     user_manifest,
     with_sha256,
 )
@@ -56,21 +57,6 @@ def check_alphabet(texts: pd.Series, paths: pd.Series, alphabet: str) -> None:
             )
 
 
-def synth_spec(data: DictConfig) -> dict[str, Any]:
-    """What determines the generated corpus; the cached audio is re-used while it is equal."""
-    return {
-        "kind": "asr_sentences",
-        "seed": data.seed,
-        "sample_rate": data.sample_rate,
-        **{f"n_{s}": data[f"n_{s}"] for s in SPLITS},
-        "val_voices": data.val_voices,
-        "test_voices": data.test_voices,
-        "rate": list(data.rate),
-        "pitch": list(data.pitch),
-        "snr_db": list(data.snr_db),
-    }
-
-
 def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     data = cfg.data
     if BLANK in data.alphabet or len(set(data.alphabet)) != len(data.alphabet):
@@ -80,7 +66,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         )
     pipeline = feature_pipeline(data)
     if data.source == "synth":
-        manifest = generated_manifest(paths.raw_dir, synth_spec(data), sentence, TEXT)
+        manifest = generated_manifest(
+            paths.raw_dir, synth_spec(data, "asr_sentences"), sentence, TEXT
+        )
     else:
         manifest = user_manifest(data.path, paths.root, TEXT)
         manifest[TEXT] = manifest[TEXT].map(normalise_transcript)

@@ -98,7 +98,7 @@ def user_manifest(path_setting: str | None, root: Path, text_column: str) -> pd.
     files with a same-named ``.txt`` beside them; for labels, one sub-folder per label. In a
     folder, a transcript's speaker is the sub-folder the file is in (if any).
     """
-    path = resolve_user_path(path_setting, root, "path")
+    path = resolve_user_path(path_setting, root, "path", folder_ok=True)
     if path.is_dir():
         frame = _folder_manifest(path, text_column)
     else:
@@ -227,3 +227,29 @@ def fitted_features(
 
 def corpus_digest(manifest: pd.DataFrame) -> str:
     return hashlib.sha256(manifest.to_csv(index=False).encode()).hexdigest()
+
+
+def example_audio(raw_dir: Path, sample_rate: int, count: int = 2) -> pd.DataFrame:
+    """A few test recordings as base64 WAV in an ``audio`` column: a logged model's input
+    example, the way a client sends audio over HTTP."""
+    from rnnlab.data.audio import encode_wav
+
+    manifest = pd.read_csv(raw_dir / MANIFEST, keep_default_na=False)
+    files = manifest.loc[manifest["split"] == "test", "path"].head(count)
+    waves = [decode_audio(raw_dir / p, sample_rate) for p in files]  # absolute stays absolute
+    return pd.DataFrame({"audio": [encode_wav(w, sample_rate) for w in waves]})
+
+
+def synth_spec(data: Any, kind: str) -> dict[str, Any]:
+    """What determines a generated corpus; its cached audio is re-used while this is equal."""
+    return {
+        "kind": kind,
+        "seed": data.seed,
+        "sample_rate": data.sample_rate,
+        **{f"n_{s}": data[f"n_{s}"] for s in SPLITS},
+        "val_voices": data.val_voices,
+        "test_voices": data.test_voices,
+        "rate": list(data.rate),
+        "pitch": list(data.pitch),
+        "snr_db": list(data.snr_db),
+    }

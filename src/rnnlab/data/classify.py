@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from rnnlab.config import CLASSIFY_AUDIO
 from rnnlab.data import read_prepared_splits
 from rnnlab.data.labelled_text import check_text_table, read_text_table
 from rnnlab.data.preprocessing import Scaler, pad
@@ -34,17 +35,23 @@ BUILTIN = ("japanese_vowels", "basic_motions")
 
 def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     data = cfg.data
-    prepare_source = _prepare_text if data.source == "text" else _prepare_sequences
-    raw_frames, arrays, meta = prepare_source(data, paths.root, cfg.seed)
-    raw_csv = {name: frame.to_csv(index=False) for name, frame in raw_frames.items()}
-    digest = hashlib.sha256("".join(raw_csv.values()).encode()).hexdigest()
-    meta = {"task": "classify", "dataset": data.name, **meta, "raw_sha256": digest}
+    if data.source in CLASSIFY_AUDIO:
+        from rnnlab.data.spoken_words import prepare_audio
+
+        # Validates every recording, then writes data/raw (the audio cache or your manifest).
+        arrays, meta = prepare_audio(data, paths)
+    else:
+        prepare_source = _prepare_text if data.source == "text" else _prepare_sequences
+        raw_frames, arrays, meta = prepare_source(data, paths.root, cfg.seed)
+        raw_csv = {name: frame.to_csv(index=False) for name, frame in raw_frames.items()}
+        meta["raw_sha256"] = hashlib.sha256("".join(raw_csv.values()).encode()).hexdigest()
+        # Everything above validates the input; only now are the outputs replaced, each
+        # directory whole, so a bad file leaves the previous results in place.
+        with atomic_dir(paths.raw_dir) as raw_dir:
+            for name, text in raw_csv.items():
+                (raw_dir / f"{name}.csv").write_text(text, encoding="utf-8")
+    meta = {"task": "classify", "dataset": data.name, **meta}
     meta["counts"] = {s: len(arrays[s]["y"]) for s in SPLITS}
-    # Everything above validates the input; only now are the outputs replaced, each directory
-    # whole, so a bad file leaves the previous results in place.
-    with atomic_dir(paths.raw_dir) as raw_dir:
-        for name, text in raw_csv.items():
-            (raw_dir / f"{name}.csv").write_text(text, encoding="utf-8")
     with atomic_dir(paths.prepared_dir) as out:
         for split in SPLITS:
             np.savez(out / f"{split}.npz", **arrays[split])

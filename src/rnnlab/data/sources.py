@@ -81,11 +81,14 @@ def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     return frame
 
 
-def resolve_user_path(path: str | None, root: Path, key: str = "path") -> Path:
+def resolve_user_path(
+    path: str | None, root: Path, key: str = "path", folder_ok: bool = False
+) -> Path:
     """Where a user's ``data.<key>`` file is: absolute as given, else relative to ``root``.
 
     ``root`` is the repository for DVC stages; the Hydra app's root is its output directory,
-    where user files are not, so a relative path falls back to the repository root.
+    where user files are not, so a relative path falls back to the repository root. A folder
+    is refused unless ``folder_ok`` (recordings may come as a folder layout).
     """
     if not path:
         raise DataError(f"`data.{key}` is not set; point it at your file under data/external/.")
@@ -93,7 +96,7 @@ def resolve_user_path(path: str | None, root: Path, key: str = "path") -> Path:
     if not resolved.is_absolute():
         in_root = root / resolved
         resolved = in_root if in_root.exists() else repo_root() / resolved
-    if resolved.is_dir():
+    if resolved.is_dir() and not folder_ok:
         raise DataError(
             f"`data.{key}` points at the directory {resolved}; point it at a file inside it "
             f"(for example `-S data.{key}={Path(path) / 'my.csv'}`)."

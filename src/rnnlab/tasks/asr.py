@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from rnnlab.data.asr import load_prepared, target_ids, utterances
-from rnnlab.data.audio import FeaturePipeline, audio_from_frame, encode_wav, spec_augment
-from rnnlab.data.audio_sets import MANIFEST
+from rnnlab.data.audio import FeaturePipeline, audio_from_frame, spec_augment
+from rnnlab.data.audio_sets import example_audio
 from rnnlab.data.preprocessing import pad
 from rnnlab.errors import ConfigError
 from rnnlab.model_store import TrainedModel
@@ -142,14 +142,7 @@ class ASRTask(Task):
         )
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
-        """Two test recordings as base64 WAV, the way a client sends audio over HTTP."""
-        from rnnlab.data.audio import decode_audio
-
-        manifest = pd.read_csv(paths.raw_dir / MANIFEST, keep_default_na=False)
-        rate = cfg.data.sample_rate
-        files = manifest.loc[manifest["split"] == "test", "path"].head(2)
-        waves = [decode_audio(paths.raw_dir / p, rate) for p in files]  # absolute stays absolute
-        return pd.DataFrame({"audio": [encode_wav(w, rate) for w in waves]})
+        return example_audio(paths.raw_dir, cfg.data.sample_rate)
 
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """Audio in (an ``audio`` column: file paths or base64 WAV/FLAC) -> ``transcript``."""

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
 from rnnlab.data import read_prepared_meta
+from rnnlab.data.audio import FeaturePipeline, audio_from_frame
+from rnnlab.data.audio_sets import example_audio
 from rnnlab.data.classify import load_prepared
 from rnnlab.data.labelled_text import check_text_table
 from rnnlab.data.preprocessing import Scaler, pad
@@ -107,6 +109,8 @@ class ClassifyTask(Task):
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         """A few raw test examples without their labels, as a user would send them."""
         meta = read_prepared_meta(paths.prepared_dir, "classify")
+        if meta["kind"] == "audio":
+            return example_audio(paths.raw_dir, meta["features"]["sample_rate"])
         name = "test.csv" if (paths.raw_dir / "test.csv").exists() else "train.csv"
         raw = pd.read_csv(paths.raw_dir / name)
         if meta["kind"] == "text":
@@ -118,10 +122,16 @@ class ClassifyTask(Task):
         """Raw input -> one row per example: its label and the probability of every class.
 
         Sequences come in the long format (id, step and channel columns, one row per step, any
-        order); text as a column of raw strings named like the training data's text column.
+        order); text as a column of raw strings named like the training data's text column;
+        audio as an ``audio`` column of .wav/.flac paths or base64 WAV bytes.
         """
         meta = trained.meta
-        if meta["kind"] == "text":
+        if meta["kind"] == "audio":
+            pipeline = FeaturePipeline(**meta["features"])
+            waves = audio_from_frame(frame, pipeline.sample_rate, pipeline.min_samples)
+            x, lengths = pad([pipeline(w) for w in waves])
+            out = pd.DataFrame(index=range(len(frame)))
+        elif meta["kind"] == "text":
             check_text_table(frame, "The input", meta["text_column"], None)
             vocab = Vocabulary.from_dict(meta["vocab"])
             texts = frame[meta["text_column"]].astype(str).tolist()

@@ -1,0 +1,77 @@
+"""Spoken-word classification data: generated command words or your labelled recordings.
+
+The words (``data=spoken_words``: the ten digits and ten commands such as "yes", "stop",
+"left") are synthesised like the speech-recognition corpus, with unseen voices in the test
+split; your recordings (``data=audio_folder``) are one sub-folder per label or a manifest with
+a ``label`` column, split by speaker when every recording names one. Either way the result is
+the classification format: padded (N, T, F) feature frames, lengths and class indices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from rnnlab.data.audio_sets import (
+    SPLITS,
+    assign_splits,
+    corpus_digest,
+    feature_pipeline,
+    fitted_features,
+    generated_manifest,
+    load_waves,
+    synth_spec,
+    user_manifest,
+    with_sha256,
+)
+from rnnlab.data.classify import _check_labels_known, sorted_classes
+from rnnlab.data.sequences import pad
+from rnnlab.data.speech_synth import COMMAND_WORDS, DIGITS
+from rnnlab.io import atomic_dir
+from rnnlab.paths import RunPaths
+
+LABEL = "label"
+WORDS = (*DIGITS, *COMMAND_WORDS)
+
+
+def prepare_audio(data: DictConfig, paths: RunPaths) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Arrays per split and metadata; ``data/raw`` holds the audio cache or your manifest.
+    A validation or test label that training never saw is refused."""
+    pipeline = feature_pipeline(data)
+    if data.source == "spoken_words":
+        spec = synth_spec(data, "spoken_words")
+        words = itertools.cycle(WORDS)  # every class equally often in every split
+        manifest = generated_manifest(paths.raw_dir, spec, lambda _rng: next(words), LABEL)
+    else:
+        manifest = user_manifest(data.path, paths.root, LABEL)
+        manifest["split"] = assign_splits(
+            manifest, data.val_fraction, data.test_fraction, data.seed
+        )
+        manifest = with_sha256(manifest)
+    waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
+    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    is_split = {s: manifest["split"].to_numpy() == s for s in SPLITS}
+    classes = sorted_classes(list(manifest.loc[is_split["train"], LABEL].astype(str)))
+    lookup = {c: i for i, c in enumerate(classes)}
+    arrays = {}
+    for split in SPLITS:
+        part = manifest[is_split[split]]
+        labels, ids = list(part[LABEL].astype(str)), list(part["path"].astype(str))
+        _check_labels_known(labels, ids, classes, f"the {split} split")
+        x, lengths = pad([features[i] for i in np.flatnonzero(is_split[split])])
+        y = np.array([lookup[label] for label in labels], dtype=np.int64)
+        arrays[split] = {"x": x, "lengths": lengths, "y": y, "ids": np.asarray(ids, dtype=str)}
+    meta = {
+        "kind": "audio",
+        "classes": classes,
+        "features": pipeline.to_dict(),
+        "n_features": pipeline.n_features,
+        "raw_sha256": corpus_digest(manifest),
+    }
+    if data.source != "spoken_words":
+        with atomic_dir(paths.raw_dir) as raw_dir:
+            manifest.to_csv(raw_dir / "manifest.csv", index=False)
+    return arrays, meta
