@@ -77,10 +77,10 @@ def test_a_folder_per_label_and_its_mistakes(compose_cfg, tmp_path):
     before = (paths.prepared_dir / "meta.json").read_text()
 
     sf.write(folder / "loose.wav", np.ones(6000, np.float32) * 0.1, 16000)
-    with pytest.raises(DataError, match="loose.wav is not in a label sub-folder"):
+    with pytest.raises(DataError, match=r"loose\.wav is not in a label sub-folder"):
         run_prepare(cfg, paths)
     (folder / "loose.wav").unlink()
     sf.write(folder / "low" / "low3.wav", np.zeros(6000, np.float32), 16000)
-    with pytest.raises(DataError, match="low3.wav is silent"):
+    with pytest.raises(DataError, match=r"low3\.wav is silent"):
         run_prepare(cfg, paths)
     assert (paths.prepared_dir / "meta.json").read_text() == before
