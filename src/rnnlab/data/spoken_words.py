@@ -28,7 +28,7 @@ from rnnlab.data.audio_sets import (
     with_sha256,
 )
 from rnnlab.data.classify import _check_labels_known, sorted_classes
-from rnnlab.data.sequences import pad
+from rnnlab.data.preprocessing import pad
 from rnnlab.data.speech_synth import COMMAND_WORDS, DIGITS
 from rnnlab.io import atomic_dir
 from rnnlab.paths import RunPaths

@@ -30,6 +30,11 @@ from rnnlab.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
 from rnnlab.tasks.inference import predict_batches
 
 FIGURE_UTTERANCES = 3
+ACOUSTIC_ARCHS = ("rnn", "lstm", "gru", "mlp", "transformer")
+ACOUSTIC_OPTIONS = (
+    "hidden_size", "num_layers", "dropout", "bidirectional", "nonlinearity", "init",
+    "num_heads", "activation", "dim_feedforward",
+)  # fmt: skip
 EXAMPLES = 30
 
 
@@ -111,23 +116,21 @@ class ASRTask(Task):
 
     def build_model(self, cfg: DictConfig, meta: dict[str, Any]) -> AcousticModel:
         model = cfg.model
-        if model.attention is not None:
+        if model.attention is not None or model.arch not in ACOUSTIC_ARCHS:
             raise ConfigError(
-                f"model={model.name}: attention pooling summarises an utterance into one "
-                "vector, but recognition needs an output per frame; use lstm, gru, rnn, their "
-                "bidirectional variants, mlp or transformer."
+                f"model={model.name}: recognition needs an output per frame; use one of the "
+                f"archs {list(ACOUSTIC_ARCHS)} without attention pooling (e.g. model=bigru, "
+                "lstm, mlp or transformer)."
             )
-        hparams = {
-            k: v for k, v in model.items() if k not in ("name", "arch", "attention", "activation")
-        }
+        if model.segment_len is not None:
+            raise ConfigError("model.segment_len does not apply to task=asr; use task.subsample.")
         return AcousticModel(
             model.arch,
             meta["n_features"],
             len(meta["alphabet"]),
             subsample=cfg.task.subsample,
             context=cfg.task.frame_context,
-            activation=model.activation,
-            **hparams,
+            **{key: model[key] for key in ACOUSTIC_OPTIONS},
         )
 
     def loss(self, prediction: tuple[Tensor, Tensor], batch: dict[str, Tensor]) -> Tensor:
