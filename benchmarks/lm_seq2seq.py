@@ -107,11 +107,11 @@ def seq2seq_table(scratch: Path, dates: bool) -> tuple[str, list[dict[str, Any]]
     """Both runs' test metrics and exact match by source-length quartile; for dates also by
     band of source characters and which part of the wrong dates is wrong."""
     results = []
-    # Each job directory's models/run.json names its MLflow run: the by-length table is there.
+    # Each job directory's .rnnlab/run.json names its MLflow run: the by-length table is there.
     job_of_run = {
-        json.loads((job / "models/run.json").read_text())["run_id"]: job
+        json.loads((job / ".rnnlab/run.json").read_text())["run_id"]: job
         for job in (scratch / "multirun").iterdir()
-        if (job / "models/run.json").exists()
+        if (job / ".rnnlab/run.json").exists()
     }
     for run in finished_runs(scratch, "rnnlab-seq2seq", "test/model/exact_match"):
         m, p = run.data.metrics, run.data.params

@@ -188,7 +188,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "seasonal_naive_mase": test["seasonal_naive"]["mase"],
                     "naive_mase": test["naive"]["mase"],
                     "epochs": train.get("epochs"),
-                    "train_seconds": train.get("train_seconds"),
                     "tracking_db_written": (tracking / "mlflow.db").exists(),
                     "output": res["output"],
                 }

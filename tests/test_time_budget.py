@@ -68,7 +68,7 @@ def test_a_run_stopped_by_its_budget_evaluates_its_best_checkpoint(
     result = run_pipeline(cfg, RunPaths(tmp_path))
     train = read_json(tmp_path / "metrics" / "train.json")
     assert 1 <= train["epochs"] < 1000
-    assert train["train_seconds"] < 30
+    assert result["train"]["train_seconds"] < 30  # timings stay out of the hashed metrics file
     assert result["evaluate"]["test"]["model"]
     assert (tmp_path / "models").is_dir()
     # the cosine schedule followed the time budget, not the 1000 epochs: it has decayed

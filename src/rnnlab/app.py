@@ -23,6 +23,7 @@ from rnnlab.config import CONF_DIR, validate
 from rnnlab.errors import RnnlabError
 from rnnlab.hydra_callbacks import FAILED_JOB_FILE, PARENT_RUN_FILE
 from rnnlab.paths import RunPaths
+from rnnlab.recovery import exit_on_signals, remove_orphaned_temp
 
 log = logging.getLogger("rnnlab")
 
@@ -32,6 +33,8 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    exit_on_signals()
+    remove_orphaned_temp(RunPaths(output_dir).staging_parents)
     if multirun:
         _join_sweep(hydra_cfg, cfg)
     try:

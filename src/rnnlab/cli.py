@@ -26,8 +26,12 @@ def user_errors_exit() -> Iterator[None]:
 def run_stage(stage: Callable[..., dict[str, Any]], params_file: str = "params.yaml") -> None:
     """Run ``stage(cfg, paths)`` for a DVC stage script, from the current directory."""
     from rnnlab.config import load_params
+    from rnnlab.recovery import exit_on_signals, remove_orphaned_temp
 
+    exit_on_signals()
+    paths = RunPaths(Path.cwd())
+    remove_orphaned_temp(paths.staging_parents)
     with user_errors_exit():
         cfg = load_params(params_file)
-        summary = stage(cfg, RunPaths(Path.cwd()))
+        summary = stage(cfg, paths)
     print(json.dumps(summary, indent=2, default=str))

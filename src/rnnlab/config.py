@@ -300,6 +300,7 @@ class TrainerConfig:
     # {minutes: 10}, or seconds; null: none. The best checkpoint so far is then evaluated.
     max_time: Any = None
     grad_flow_batches: int = at_least(2, 0)  # batches probed for ||dL/dh_t||; 0: off
+    resume: bool = True  # continue an interrupted training of the same config from its checkpoint
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 

@@ -1,4 +1,8 @@
-"""Atomic writes, so a failed stage never leaves half-written or missing earlier results."""
+"""Atomic writes, so a failed stage never leaves half-written or missing earlier results.
+
+Staging paths are named ``.<name>.tmp-<pid>-xxxx`` (ignored by git and DVC); what a killed
+process leaves behind is removed on the next start (``rnnlab.recovery``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from rnnlab.recovery import temp_prefix
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -22,14 +28,14 @@ def _umask() -> int:
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), dir=target.parent))
     staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    backup = target.with_name(f".{target.name}-old")
+    backup = target.with_name(f"{temp_prefix(target.name)}old")
     shutil.rmtree(backup, ignore_errors=True)
     if target.exists():
         target.rename(backup)
@@ -44,7 +50,7 @@ def atomic_file(path: Path) -> Iterator[TextIO]:
     For output written piece by piece (streamed predictions); ``write_text_atomic`` for one go.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle

@@ -6,6 +6,7 @@ model never unpickles arbitrary objects; the network is rebuilt from the saved c
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ def save_trained(
     torch.save(model.state_dict(), directory / WEIGHTS)
     (directory / CONFIG).write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
     write_json(directory / META, meta)
+
+
+def weights_sha256(directory: Path) -> str:
+    """Identity of the trained model in ``directory``: the hash of its weights file."""
+    return hashlib.sha256((directory / WEIGHTS).read_bytes()).hexdigest()
 
 
 def load_trained(directory: Path) -> TrainedModel:

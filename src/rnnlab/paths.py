@@ -61,9 +61,23 @@ class RunPaths:
         return self.root / "plots"
 
     @property
-    def checkpoint(self) -> Path:
-        return self.model_dir / "model.ckpt"
+    def state_dir(self) -> Path:
+        """Local state outside every hashed output (ignored by git and DVC)."""
+        return self.root / ".rnnlab"
+
+    @property
+    def resume_dir(self) -> Path:
+        """The resumable checkpoints (with optimizer state) of a training in progress; removed
+        when it ends well, so ``models/`` holds weights only."""
+        return self.state_dir / "resume"
 
     @property
     def run_info(self) -> Path:
-        return self.model_dir / "run.json"
+        """Which MLflow run trained the model in ``models/`` (and that model's hash): kept out
+        of ``models/`` so identical trainings give byte-identical model folders."""
+        return self.state_dir / "run.json"
+
+    @property
+    def staging_parents(self) -> tuple[Path, ...]:
+        """Where atomic writes stage their temporary folders and files."""
+        return (self.root, self.root / "data", self.metrics_dir, self.plots_dir)

@@ -2,7 +2,7 @@
 
 One training run is one MLflow run. Train opens it (params, tags, per-epoch metrics through
 Lightning's ``MLFlowLogger``, the model); evaluate reopens it by the id that train saved in
-``models/run.json`` and adds test metrics and plots.
+``.rnnlab/run.json`` (beside ``models/``, not in it) and adds test metrics and plots.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rnnlab.paths import repo_root
+from rnnlab.recovery import process_tags
 
 # Chosen, flattened params: what people filter and compare runs on in `mlflow ui`.
 LOGGED_PARAMS = ("seed", "task", "data", "model", "trainer")
@@ -43,19 +44,37 @@ def _artifact_location(uri: str) -> str | None:
 def ensure_experiment(uri: str, name: str) -> str:
     """Return the id of experiment ``name``, creating it (and the database) if needed.
 
-    Call it once in a parent process before parallel jobs start: concurrent first use of a new
-    sqlite file races on schema migration and on experiment creation.
+    A new sqlite database is created under a file lock beside it: processes that start at the
+    same moment would otherwise race on MLflow's schema migration. Runs left RUNNING by a
+    process that no longer exists are closed here too (``rnnlab.recovery``).
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(uri)
-    if (found := client.get_experiment_by_name(name)) is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=_artifact_location(uri))
-    except MlflowException:  # another process created it between our lookup and create
-        return client.get_experiment_by_name(name).experiment_id
+    from rnnlab.recovery import close_orphaned_runs
+
+    with _store_lock(uri):
+        client = MlflowClient(uri)
+        close_orphaned_runs(client)
+        if (found := client.get_experiment_by_name(name)) is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_location(uri))
+        except MlflowException:  # another process created it between our lookup and create
+            return client.get_experiment_by_name(name).experiment_id
+
+
+def _store_lock(uri: str) -> Any:
+    """An exclusive lock on a local sqlite store (no-op for other stores)."""
+    from contextlib import nullcontext
+
+    if not uri.startswith("sqlite:///"):
+        return nullcontext()
+    from filelock import FileLock
+
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(f"{database}.lock", timeout=300)
 
 
 def flatten_params(cfg: DictConfig) -> dict[str, Any]:
@@ -99,6 +118,7 @@ def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str
         "task": cfg.task.name,
         "model": cfg.model.name,
         "dataset": cfg.data.name,
+        **process_tags(),
     }
     if exp_name := os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = exp_name
@@ -120,6 +140,7 @@ def start_sweep_run(uri: str, experiment_id: str, name: str, overrides: str) -> 
         "mlflow.source.git.commit": git_commit(repo_root()),
         "sweep": overrides,
         KIND_TAG: "sweep",
+        **process_tags(),
     }
     run = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep-{name}", tags=tags)
     return run.info.run_id
@@ -181,6 +202,18 @@ def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
     MlflowClient(tracking_uri(cfg.logger)).log_batch(run["run_id"], metrics=batch)
+
+
+def reopen_run(cfg: DictConfig, run: dict) -> None:
+    """Continue an interrupted run (resumed training): RUNNING again, owned by this process."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(cfg.logger)
+    ensure_experiment(uri, cfg.logger.experiment_name)  # closes runs of dead processes
+    client = MlflowClient(uri)
+    client.update_run(run["run_id"], status="RUNNING")
+    for key, value in {**process_tags(), "rnnlab.note": "resumed from its last checkpoint"}.items():
+        client.set_tag(run["run_id"], key, value)
 
 
 def end_run(cfg: DictConfig, run: dict | None, status: str = "FINISHED") -> None:

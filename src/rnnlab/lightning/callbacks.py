@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import random
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
 
 
 class History(pl.Callback):
-    """Per-epoch train/val loss, learning rate and wall time; feeds the DVC learning-curve plot.
+    """Per-epoch train/val loss and learning rate; feeds the DVC learning-curve plot.
 
     Rows are also written to ``path`` after every epoch: with ``ddp_spawn`` training runs in
-    child processes, and a file is what survives them.
+    child processes, and a file is what survives them. Epoch times are kept apart
+    (``seconds``, for the log line): the file is part of the model folder, which must be
+    byte-identical between identical runs. The rows travel in resumable checkpoints.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: list[dict[str, float]] = []
+        self.seconds: list[float] = []
         self._started = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -27,18 +35,87 @@ class History(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch + 1, "seconds": time.perf_counter() - self._started}
+        row = {"epoch": trainer.current_epoch + 1}
         for key in ("train/loss", "val/loss"):
             if key in metrics:
                 row[key.replace("/", "_")] = float(metrics[key])
         if trainer.optimizers:
             row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows.append(row)
+        self.seconds.append(time.perf_counter() - self._started)
         if trainer.is_global_zero:
             with self.path.open("w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=list(self.rows[-1]))
                 writer.writeheader()
                 writer.writerows(self.rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict["rows"])
+        self.seconds = [float("nan")] * len(self.rows)  # times of the interrupted process
+
+
+class ResumePoint(pl.Callback):
+    """Saves everything a training needs to continue at the start of every epoch after the
+    first, and restores it (``resume_from``) before the first epoch of a resumed training.
+
+    At that point the epoch before is complete (learning-rate schedulers stepped) and this epoch
+    has drawn no random numbers yet, so with the random states (torch, numpy, Python) a resumed
+    training draws exactly what an uninterrupted one would: byte-identical results. The state is
+    restored here rather than through Lightning's ``ckpt_path``, whose loop bookkeeping restarts
+    an epoch-start checkpoint into an empty epoch. The file is replaced atomically and read with
+    ``weights_only=True``.
+    """
+
+    def __init__(self, path: Path, resume_from: Path | None = None) -> None:
+        self.path, self.resume_from = path, resume_from
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 0 or not trainer.is_global_zero:
+            return
+        numpy_state = np.random.get_state()
+        state = {
+            "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "batches_that_stepped": trainer.fit_loop.epoch_loop._batches_that_stepped,
+            "model": pl_module.state_dict(),
+            "optimizers": [o.state_dict() for o in trainer.optimizers],
+            "schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
+            "callbacks": {c.state_key: c.state_dict() for c in trainer.callbacks},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+                "python": random.getstate(),
+            },
+        }
+        partial = self.path.with_name(f"{self.path.name}.partial")
+        torch.save(state, partial)
+        os.replace(partial, self.path)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.resume_from is None:
+            return
+        state = torch.load(self.resume_from, map_location=pl_module.device, weights_only=True)
+        pl_module.load_state_dict(state["model"])
+        for optimizer, saved in zip(trainer.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for config, saved in zip(trainer.lr_scheduler_configs, state["schedulers"], strict=True):
+            config.scheduler.load_state_dict(saved)
+        for callback in trainer.callbacks:
+            if callback.state_key in state["callbacks"]:
+                callback.load_state_dict(state["callbacks"][callback.state_key])
+        loop = trainer.fit_loop
+        for counts in (loop.epoch_progress.current, loop.epoch_progress.total):
+            counts.ready = counts.started = counts.processed = counts.completed = state["epoch"]
+        step = loop.epoch_loop.automatic_optimization.optim_progress.optimizer.step.total
+        step.ready = step.completed = state["global_step"]
+        loop.epoch_loop._batches_that_stepped = state["batches_that_stepped"]
+        kind, keys, *rest = state["rng"]["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+        random.setstate(state["rng"]["python"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
 
 
 HEARTBEAT_SECONDS = 20.0  # within an epoch, a progress line at least this often (non-terminals)
@@ -87,7 +164,7 @@ class EpochLine(pl.Callback):
         row = self.history.rows[-1]
         parts = [f"epoch {row['epoch']:>3}/{trainer.max_epochs}"]
         parts += [f"{k}={row[k]:.4f}" for k in ("train_loss", "val_loss") if k in row]
-        parts.append(f"{row['seconds']:.1f}s")
+        parts.append(f"{self.history.seconds[-1]:.1f}s")
         print("  ".join(parts), flush=True)
 
 

@@ -128,6 +128,12 @@ class GradientFlow(pl.Callback):
         figure = grad_flow_figure(self.rows)
         figure.savefig(self.directory / FIGURE_NAME, dpi=110)
 
+    def state_dict(self) -> dict[str, Any]:  # the start-of-training probes, for resuming
+        return {"rows": self.rows, "active": self.active}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows, self.active = list(state_dict["rows"]), state_dict["active"]
+
     def _probe(self, module: pl.LightningModule, batch: Any, stage: str, batch_idx: int) -> None:
         was_training = module.training
         module.eval()  # no dropout: the probe must not draw random numbers

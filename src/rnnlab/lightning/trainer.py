@@ -17,8 +17,10 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 
 from rnnlab.config import max_time
 from rnnlab.lightning import external_launch
-from rnnlab.lightning.callbacks import EpochLine, History
+from rnnlab.lightning.callbacks import EpochLine, History, ResumePoint
 from rnnlab.lightning.grad_flow import GradientFlow
+
+RESUME_CHECKPOINT = "last.ckpt"
 
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:
@@ -77,13 +79,22 @@ def silence_known_noise() -> None:
 
 
 def build_trainer(
-    trainer_cfg: DictConfig, checkpoint_dir: Path, logger: Any, monitor: str = "val/loss"
+    trainer_cfg: DictConfig,
+    output_dir: Path,
+    logger: Any,
+    monitor: str = "val/loss",
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
+    """A Trainer writing the history and gradient flow to ``output_dir`` and checkpoints (best,
+    and ``last.ckpt`` to resume from, both with optimizer state) to ``checkpoint_dir``;
+    ``resume_from``: a ``last.ckpt`` to continue from."""
     silence_known_noise()
     if trainer_cfg.deterministic:
         # cuBLAS needs this to honour deterministic algorithms on GPUs; harmless on CPU.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    history = History(checkpoint_dir / "history.csv")
+    checkpoint_dir = checkpoint_dir or output_dir
+    history = History(output_dir / "history.csv")
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor=monitor, mode="min", save_top_k=1
     )
@@ -91,11 +102,12 @@ def build_trainer(
     callbacks: list[pl.Callback] = [
         history,
         checkpoint,
+        ResumePoint(checkpoint_dir / RESUME_CHECKPOINT, resume_from),
         EarlyStopping(monitor=monitor, mode="min", patience=trainer_cfg.early_stopping_patience),
         RichProgressBar() if interactive else EpochLine(history),
     ]
     if trainer_cfg.grad_flow_batches > 0:
-        callbacks.append(GradientFlow(checkpoint_dir, trainer_cfg.grad_flow_batches))
+        callbacks.append(GradientFlow(output_dir, trainer_cfg.grad_flow_batches))
     strategy, devices, num_nodes = _processes(trainer_cfg)
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,

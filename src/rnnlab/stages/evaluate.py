@@ -7,9 +7,11 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rnnlab import tracking
+from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, read_json, write_json
-from rnnlab.model_store import load_trained
+from rnnlab.model_store import load_trained, weights_sha256
 from rnnlab.paths import RunPaths
+from rnnlab.recovery import stopped_by_signal
 from rnnlab.tasks import get_spec
 
 PREDICTIONS = "test.parquet"  # under predictions/: every test prediction, one per row
@@ -17,28 +19,55 @@ PREDICTIONS = "test.parquet"  # under predictions/: every test prediction, one p
 
 def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     trained = load_trained(paths.model_dir)
-    spec = get_spec(trained.cfg.task.name)
-    evaluation = spec.load_task().evaluate(trained.cfg, paths, trained.model)
-    spec.model_scores(evaluation.metrics)  # the contract: fail here, not in the app or report
-    write_json(paths.metrics_dir / "test.json", evaluation.metrics)
-    with atomic_dir(paths.plots_dir / "evaluate") as staging:
-        for name, table in evaluation.plot_tables.items():
-            table.to_csv(staging / f"{name}.csv", index=False)
-        for name, figure in evaluation.figures.items():
-            figure.savefig(staging / f"{name}.png", dpi=110)
-    # Always swapped in (empty for tasks without per-example predictions): a DVC out.
-    with atomic_dir(paths.predictions_dir) as staging:
-        if evaluation.predictions is not None:
-            evaluation.predictions.to_parquet(staging / PREDICTIONS, index=False)
-    files = sorted((paths.plots_dir / "evaluate").iterdir())
-    run = read_json(paths.run_info)
-    if cfg.logger.backend == "mlflow" and run:
-        tracking.log_metrics(cfg, run, evaluation.flat_metrics())
-        tracking.log_artifacts(cfg, run, files)
-        predictions = sorted(paths.predictions_dir.iterdir())
-        tracking.log_artifacts(cfg, run, predictions, artifact_path="predictions")
-        tracking.log_texts(cfg, run, evaluation.texts)
+    run = training_run(paths)
+    if cfg.logger.backend != "mlflow":
+        run = None
+    try:
+        spec = get_spec(trained.cfg.task.name)
+        evaluation = spec.load_task().evaluate(trained.cfg, paths, trained.model)
+        spec.model_scores(evaluation.metrics)  # the contract: fail here, not in the app or report
+        write_json(paths.metrics_dir / "test.json", evaluation.metrics)
+        with atomic_dir(paths.plots_dir / "evaluate") as staging:
+            for name, table in evaluation.plot_tables.items():
+                table.to_csv(staging / f"{name}.csv", index=False)
+            for name, figure in evaluation.figures.items():
+                figure.savefig(staging / f"{name}.png", dpi=110)
+        # Always swapped in (empty for tasks without per-example predictions): a DVC out.
+        with atomic_dir(paths.predictions_dir) as staging:
+            if evaluation.predictions is not None:
+                evaluation.predictions.to_parquet(staging / PREDICTIONS, index=False)
+        files = sorted((paths.plots_dir / "evaluate").iterdir())
+        if run is not None:
+            tracking.log_metrics(cfg, run, evaluation.flat_metrics())
+            tracking.log_artifacts(cfg, run, files)
+            predictions = sorted(paths.predictions_dir.iterdir())
+            tracking.log_artifacts(cfg, run, predictions, artifact_path="predictions")
+            tracking.log_texts(cfg, run, evaluation.texts)
+    except BaseException as error:
+        tracking.end_run(cfg, run, status="KILLED" if stopped_by_signal(error) else "FAILED")
+        raise
+    tracking.end_run(cfg, run)  # FINISHED again if an earlier evaluation of it had failed
     return evaluation.metrics
+
+
+def training_run(paths: RunPaths) -> dict[str, Any] | None:
+    """The MLflow run that trained the model in ``models/`` (None: unknown or not logged).
+
+    Refuses when the record names another model: results must never be logged to a run that
+    did not produce the model they describe.
+    """
+    if not paths.run_info.exists():
+        print(f"note: {paths.run_info} not found; test results go to no MLflow run.")
+        return None
+    run = read_json(paths.run_info)
+    if run.get("model_sha256") != weights_sha256(paths.model_dir):
+        raise DataError(
+            f"{paths.model_dir} holds another model than the one MLflow run "
+            f"{run.get('run_id')} trained ({paths.run_info}); its results would be logged to the "
+            f"wrong run. Retrain (`dvc repro -f train`), or delete {paths.run_info} to evaluate "
+            "without logging to MLflow."
+        )
+    return run if run.get("run_id") else None
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
-"""DVC stage `train`: fit the configured network, keep the best checkpoint, open the MLflow run."""
+"""DVC stage `train`: fit the configured network, keep the best weights, open the MLflow run.
+
+An interrupted training resumes from its last checkpoint (``trainer.resume``, see
+``rnnlab.lightning.resume``); a new model replaces ``models/`` whole, and the metrics and plots
+of the model it replaces are removed with it.
+"""
 
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +26,12 @@ from rnnlab.io import atomic_dir, write_json, write_text_atomic
 from rnnlab.lightning import is_primary_process
 from rnnlab.lightning.grad_flow import CSV_NAME as GRAD_FLOW_CSV
 from rnnlab.lightning.grad_flow import FIGURE_NAME as GRAD_FLOW_FIGURE
+from rnnlab.lightning.resume import Resumable, fingerprint
 from rnnlab.lightning.trainer import build_trainer, configure_cpu
-from rnnlab.model_store import save_trained
+from rnnlab.model_store import save_trained, weights_sha256
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
+from rnnlab.recovery import stopped_by_signal
 from rnnlab.tasks import get_task
 from rnnlab.tasks.base import Task
 
@@ -41,17 +49,29 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     if not is_primary_process():
         return _fit_as_ddp_worker(cfg, task, model, loaders)
 
-    run = None
-    if cfg.logger.backend == "mlflow":
+    resumable = Resumable(paths.resume_dir, fingerprint(cfg, data.meta))
+    resume_from = resumable.checkpoint() if cfg.trainer.resume else None
+    run = resumable.run() if resume_from else None
+    if run is not None:
+        tracking.reopen_run(cfg, run)
+    elif cfg.logger.backend == "mlflow":
         # The thread count changes the floating-point summation order, so it is part of what
         # makes a run reproducible.
         extra = {"n_parameters": n_params, "torch_threads": torch.get_num_threads()}
         run = tracking.start_run(cfg, data.meta, extra)
+    if resume_from:
+        print(f"Resuming training from {resume_from}", flush=True)
+    resumable.begin(run, resuming=resume_from is not None)
     try:
         # The model directory is swapped in only after training succeeds (see atomic_dir).
         with atomic_dir(paths.model_dir) as staging:
             trainer, checkpoint = build_trainer(
-                cfg.trainer, staging, tracking.lightning_logger(cfg, run), cfg.task.monitor
+                cfg.trainer,
+                staging,
+                tracking.lightning_logger(cfg, run),
+                cfg.task.monitor,
+                checkpoint_dir=resumable.checkpoints,
+                resume_from=resume_from,
             )
             module = task.lightning_module(model, cfg)
             started = time.perf_counter()
@@ -66,26 +86,31 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             best_score = _best_score(best)
             curve = pd.read_csv(staging / "history.csv")
             save_trained(staging, cfg, data.meta, model)
-            write_json(staging / "run.json", run or {})
             if run is not None and cfg.logger.log_model:
                 from rnnlab.pyfunc import log_pyfunc
 
                 example = task.example_frame(cfg, paths)
                 log_pyfunc(tracking.tracking_uri(cfg.logger), run["run_id"], staging, example)
-    except BaseException:
-        tracking.end_run(cfg, run, status="FAILED")
+            # Results of the model about to be replaced must not outlive it.
+            remove_results(paths)
+        write_json(paths.run_info, {**(run or {}), "model_sha256": weights_sha256(paths.model_dir)})
+    except BaseException as error:
+        tracking.end_run(cfg, run, status="KILLED" if stopped_by_signal(error) else "FAILED")
         raise
+    resumable.finish()
 
     write_text_atomic(paths.plots_dir / "learning_curve.csv", curve.to_csv(index=False))
+    # Timings vary from run to run: they go to MLflow and the summary, not to the hashed
+    # metrics file, so identical trainings leave identical outputs.
     summary = {
         "best_val_loss": best_score,
         "epochs": len(curve),
-        "train_seconds": round(seconds, 2),
         "n_parameters": n_params,
         "train_windows": len(data.train),
         "val_windows": len(data.val),
     }
     write_json(paths.metrics_dir / "train.json", summary)
+    summary["train_seconds"] = round(seconds, 2)
     if run is not None:
         tracking.log_metrics(cfg, run, {f"train/{k}": v for k, v in summary.items()})
         grad_flow = [paths.model_dir / name for name in (GRAD_FLOW_CSV, GRAD_FLOW_FIGURE)]
@@ -130,6 +155,18 @@ def describe_data(cfg: DictConfig, data: Any) -> str:
             value = f"{len(value)}: {shown}"
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def remove_results(paths: RunPaths) -> None:
+    """Delete the metrics, plots and predictions that describe the model in ``models/``."""
+    for path in (
+        paths.metrics_dir / "train.json",
+        paths.metrics_dir / "test.json",
+        paths.plots_dir / "learning_curve.csv",
+    ):
+        path.unlink(missing_ok=True)
+    for directory in (paths.plots_dir / "evaluate", paths.predictions_dir):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _best_score(checkpoint: dict[str, Any]) -> float:
