@@ -211,3 +211,54 @@ def test_grad_flow_table_gives_the_fall_and_the_underflow_of_each_curve() -> Non
     assert pd.isna(table.loc["start", "zero up to t"])
     assert table.loc["end", "zero up to t"] == 2
     assert table.loc["end", "orders of magnitude lost"] == float("inf")
+
+
+def test_leaderboard_has_the_companion_metric_baselines_as_rows_and_a_telling_axis() -> None:
+    runs = pd.DataFrame(
+        {
+            "task": ["classify"] * 2,
+            "param:model.name": ["lstm", "gru"],
+            "test/model/accuracy": [0.84, 0.88],
+            "test/model/macro_f1": [0.83, 0.875],
+            "test/tfidf/accuracy": [0.86, 0.86],
+            "test/tfidf/macro_f1": [0.855, 0.855],
+            "test/majority/accuracy": [0.3, 0.3],
+            "test/per_class/pos/precision": [0.9, 0.9],
+            "status": ["FINISHED"] * 2,
+            "run_id": ["a", "b"],
+            "run_name": ["a", "b"],
+        }
+    )
+    metric = report.pick_metric(runs, None)
+    board = report.leaderboard(runs, metric)
+    assert board["variant"].tolist() == [
+        "model.name=gru",
+        "baseline: tfidf",
+        "model.name=lstm",
+        "baseline: majority",
+    ]
+    assert board["test/model/macro_f1"].tolist()[:3] == [0.875, 0.855, 0.83]
+    assert board["status"].tolist()[1] == "baseline"
+    chart = report.leaderboard_chart(board.iloc[:3], metric, "close values")
+    low, _ = chart.axes[0].get_xlim()
+    assert 0.8 < low < 0.84  # starts near the smallest value, not at 0
+    wide = report.leaderboard_chart(board, metric, "with the majority class")
+    assert wide.axes[0].get_xlim()[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ([], "lstm-co2"),
+        (
+            ["model=gru", "model.hidden_size=128", "trainer.optimizer.lr=1e-3"],
+            "gru-h128-lr1e-3-co2",
+        ),
+        (["experiment=quick", "seed=3", "trainer.num_threads=1"], "lstm-h16-l1-ep2-seed3-co2"),
+        (["task=lm", "data=pydoc_topics", "task.bptt=100"], "lstm-bptt100-pydoc_topics"),
+    ],
+)
+def test_run_names_carry_what_differs_from_the_defaults(compose_cfg, overrides, name) -> None:
+    from rnnlab.tracking import run_name
+
+    assert run_name(compose_cfg(overrides)) == name

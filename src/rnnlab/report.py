@@ -4,8 +4,10 @@
         [--metric test/model/mase] --output reports/
     python -m rnnlab.report --experiment rnnlab-longrange --parent-run latest --study
 
-One row per training run: the test metric, the best validation loss, the parameter count,
-training time and epochs, plus the parameters that differ between the runs (the "variant").
+One row per training run: the task's headline test metric and its companion (macro-F1 beside
+accuracy, MAE beside MASE...), the best validation loss, the parameter count, training time and
+epochs, plus the parameters that differ between the runs (the "variant"); the baselines logged
+beside the model are rows too.
 Writes ``<name>.md``, ``<name>.png`` and a self-contained ``<name>.html`` and logs them to the
 sweep's parent run (or, for a whole experiment, to a new run named ``report``). ``--study``
 adds the vanishing-gradient view: which cell solves the long-range task at which T, with and
@@ -85,8 +87,20 @@ def pick_metric(runs: pd.DataFrame, metric: str | None) -> str:
     raise ConfigError("The runs have no test metrics yet; pass --metric explicitly.")
 
 
+def companion_metric(runs: pd.DataFrame, metric: str) -> str | None:
+    """The task's next metric after ``metric`` that the runs logged (macro-F1 beside accuracy,
+    MAE beside MASE, ...)."""
+    for spec in _task_specs(runs):
+        for candidate in spec.metrics:
+            if candidate.key != metric and candidate.key in runs.columns:
+                return candidate.key
+    return None
+
+
 def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per run, best first; ``variant`` names the parameters that differ."""
+    """One row per run, best first, with the task's companion metric; ``variant`` names the
+    parameters that differ. Baselines logged beside the model (``test/<baseline>/<metric>``)
+    are rows too, marked ``baseline``: the bar every run has to clear."""
     params = [c for c in runs.columns if c.startswith("param:") and c != "param:n_parameters"]
     varying = _distinguishing(runs[params].astype(str))
     variant = (
@@ -96,10 +110,12 @@ def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
             lambda row: " ".join(f"{c.removeprefix('param:')}={v}" for c, v in row.items()), axis=1
         )
     )
+    companion = companion_metric(runs, metric)
+    scores = [metric, *([companion] if companion else [])]
     table = pd.DataFrame(
         {
             "variant": variant if varying else runs["run_name"],
-            metric: runs[metric],
+            **{key: runs[key] for key in scores},
             VAL_METRIC: runs.get(VAL_METRIC),
             "parameters": pd.to_numeric(runs.get("param:n_parameters"), errors="coerce"),
             "train_seconds": runs.get("train/train_seconds"),
@@ -108,10 +124,37 @@ def leaderboard(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
             "run_id": runs["run_id"],
         }
     )
+    table = pd.concat([table, baseline_rows(runs, scores)], ignore_index=True)
+    table["parameters"] = table["parameters"].astype("Int64")  # baselines have none: <NA>
     descending = higher_is_better(metric, [s.name for s in _task_specs(runs)])
     return table.sort_values(metric, ascending=not descending, na_position="last").reset_index(
         drop=True
     )
+
+
+def baseline_rows(runs: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+    """One row per baseline that logged the headline metric: its median over the runs (the same
+    value whenever the runs share their data and split)."""
+    if not scores[0].startswith("test/model/"):
+        return pd.DataFrame()
+    names = sorted(
+        {
+            column.split("/")[1]
+            for column in runs.columns
+            if column.count("/") == 2
+            and column.startswith("test/")
+            and column.endswith("/" + scores[0].rsplit("/", 1)[1])
+            and column.split("/")[1] != "model"
+        }
+    )
+    rows = []
+    for name in names:
+        row = {"variant": f"baseline: {name}", "status": "baseline"}
+        for key in scores:
+            column = key.replace("test/model/", f"test/{name}/")
+            row[key] = runs[column].median() if column in runs.columns else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _task_specs(runs: pd.DataFrame) -> list[TaskSpec]:
@@ -175,6 +218,8 @@ def study_table(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def markdown(table: pd.DataFrame) -> str:
     def fmt(value: Any) -> str:
+        if value is pd.NA:
+            return ""
         if isinstance(value, float):
             return "" if math.isnan(value) else f"{value:.4g}"
         return str(value)
@@ -186,6 +231,8 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def leaderboard_chart(table: pd.DataFrame, metric: str, title: str) -> Any:
+    """Horizontal bars, best at the top, baselines grey, values written on the bars. When the
+    values are close the axis starts near the smallest, not at 0, so 0.84 and 0.88 differ."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,8 +240,16 @@ def leaderboard_chart(table: pd.DataFrame, metric: str, title: str) -> Any:
 
     shown = table.dropna(subset=[metric]).iloc[::-1]  # best at the top
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.5))
-    ax.barh([v[:60] for v in shown["variant"]], shown[metric], color="tab:blue")
+    colours = ["tab:grey" if s == "baseline" else "tab:blue" for s in shown["status"]]
+    bars = ax.barh([v[:60] for v in shown["variant"]], shown[metric], color=colours)
+    ax.bar_label(bars, labels=[f"{v:.4g}" for v in shown[metric]], padding=3, fontsize=8)
     ax.set(xlabel=metric, title=title)
+    if len(shown):
+        low, high = float(shown[metric].min()), float(shown[metric].max())
+        if low > 0 and high - low < 0.5 * high:  # close values: zoom in on their range
+            pad = max(high - low, 0.01 * high) * 0.25
+            ax.set_xlim(low - pad, high + 2 * pad)
+            ax.set_xlabel(f"{metric} (axis does not start at 0)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -348,7 +403,7 @@ def build_report(
         "files": [str(f) for f in files],
         "run_id": run_id,
         "metric": metric,
-        "runs": len(board),
+        "runs": len(runs),
     }
 
 

@@ -124,12 +124,94 @@ def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str
         tags["dvc_exp_name"] = exp_name
     if parent := os.environ.get("RNNLAB_PARENT_RUN_ID"):
         tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=f"{cfg.model.name}-{cfg.data.name}", tags=tags)
+    run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
     params = {**flatten_params(cfg), **extra_params}
     from mlflow.entities import Param
 
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
     return {"run_id": run.info.run_id, "experiment_id": experiment_id}
+
+
+# Short names for the settings most often varied; any other setting is named by its last key.
+ABBREVIATIONS = {
+    "model.hidden_size": "h",
+    "model.num_layers": "l",
+    "model.dropout": "do",
+    "trainer.optimizer.lr": "lr",
+    "trainer.optimizer.weight_decay": "wd",
+    "trainer.batch_size": "bs",
+    "trainer.max_epochs": "ep",
+    "trainer.scheduler.name": "",
+}
+# Already in the name, or CPU plumbing rather than what makes a variant.
+NOT_IN_NAMES = (
+    "model.name", "task.name", "data.name",
+    "trainer.num_threads", "trainer.num_workers", "trainer.grad_flow_batches",
+)  # fmt: skip
+
+
+def run_name(cfg: DictConfig, conf_dir: Path | None = None) -> str:
+    """``<model>-<what differs from the defaults>-<data>``, e.g. ``gru-h128-lr1e-3-co2``: the
+    settings that differ from ``conf/model/<model>.yaml``, ``conf/task/<task>.yaml``,
+    ``conf/data/<data>.yaml`` and ``conf/trainer/default.yaml`` (over the schema defaults), so
+    runs can be told apart in the MLflow list."""
+    from omegaconf import OmegaConf
+
+    from rnnlab.config import CONF_DIR, Config, ModelConfig, TrainerConfig
+    from rnnlab.tasks import get_spec
+
+    spec = get_spec(cfg.task.name)
+    sections = {
+        "model": (ModelConfig, f"model/{cfg.model.name}"),
+        "task": (spec.task_schema, f"task/{cfg.task.name}"),
+        "data": (spec.data_schema, f"data/{cfg.data.name}"),
+        "trainer": (TrainerConfig, "trainer/default"),
+    }
+    parts = []
+    for section, (schema, file) in sections.items():
+        path = (conf_dir or CONF_DIR) / f"{file}.yaml"
+        if not path.exists():
+            continue
+        own = OmegaConf.load(path)
+        own.pop("defaults", None)
+        defaults = _leaves(OmegaConf.merge(OmegaConf.structured(schema), own), section)
+        for key, value in _leaves(cfg[section], section).items():
+            if key in NOT_IN_NAMES or key not in defaults or value == defaults[key]:
+                continue
+            if (isinstance(value, str) and "/" in value) or isinstance(value, list):
+                continue  # paths and lists make names unreadable
+            parts.append(ABBREVIATIONS.get(key, key.rsplit(".", 1)[-1]) + _short(value))
+    if cfg.seed != Config.seed:
+        parts.append(f"seed{cfg.seed}")
+    name = "-".join([cfg.model.name, *parts, cfg.data.name])
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
+def _leaves(node: Any, prefix: str) -> dict[str, Any]:
+    """``{"trainer.optimizer.lr": 0.003, ...}`` for a config section."""
+    from omegaconf import OmegaConf
+
+    flat: dict[str, Any] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for name, child in value.items():
+                walk(f"{key}.{name}", child)
+        else:
+            flat[key] = value
+
+    walk(prefix, OmegaConf.to_container(node, resolve=True))
+    return flat
+
+
+def _short(value: Any) -> str:
+    """0.001 -> 1e-3, 0.2 -> 0.2, 128 -> 128, True -> true."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float) and value != 0 and abs(value) < 0.01:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def start_sweep_run(uri: str, experiment_id: str, name: str, overrides: str) -> str:
