@@ -85,3 +85,45 @@ def test_promote_explains_why_nothing_qualifies(tracking: str):
         promote("elsewhere")
     with pytest.raises(DataError, match="Cannot fetch model 'models:/unknown@champion'"):
         load_model("models:/unknown@champion")
+
+
+def test_promote_compares_runs_of_one_task_and_dataset(tracking: str, monkeypatch):
+    """Runs trained on another CSV (another data hash) or task never compete."""
+    from rnnlab import registry
+
+    client = MlflowClient(tracking)
+    experiment_id = ensure_experiment(tracking, EXPERIMENT)
+    ids = {}
+    for name, task, data, loss in (
+        ("co2-good", "forecast", "aaa", 0.3),
+        ("co2-best", "forecast", "aaa", 0.2),
+        ("other-csv", "forecast", "bbb", 0.01),  # better, but on other data
+        ("co2-latest", "forecast", "aaa", 0.4),
+    ):
+        tags = {"task": task, "data_sha256": data, "dataset": name.split("-")[0]}
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        metrics = [Metric("train/best_val_loss", loss, 0, 0), Metric("test/model/mase", 1, 0, 0)]
+        client.log_batch(run_id, metrics=metrics)
+        client.set_terminated(run_id)
+        ids[name] = run_id
+        time.sleep(0.01)
+    monkeypatch.setattr(
+        registry, "_logged_models", lambda c, e: {r: f"m-{r}" for r in ids.values()}
+    )
+
+    run, _, candidates, compared = registry.best_run(
+        client, EXPERIMENT, "train/best_val_loss", "min"
+    )
+    assert (run.info.run_id, candidates) == (ids["co2-best"], 3)
+    assert compared.startswith("task forecast on dataset co2 (data sha256 aaa)")
+    run, _, candidates, _ = registry.best_run(
+        client, EXPERIMENT, "train/best_val_loss", "min", data_sha256="bbb"
+    )
+    assert (run.info.run_id, candidates) == (ids["other-csv"], 1)
+    run, _, candidates, compared = registry.best_run(
+        client, EXPERIMENT, "train/best_val_loss", "min", all_data=True
+    )
+    assert (run.info.run_id, candidates) == (ids["other-csv"], 4)
+    assert "every task and dataset" in compared
+    with pytest.raises(ConfigError, match=r"No evaluated run .* data 'ccc'"):
+        registry.best_run(client, EXPERIMENT, "train/best_val_loss", "min", data_sha256="ccc")

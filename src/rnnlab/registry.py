@@ -2,8 +2,12 @@
 
     python -m rnnlab.registry promote --experiment rnnlab-forecast \\
         [--metric train/best_val_loss] [--mode min|max] [--name rnnlab-forecast] [--alias champion]
+        [--data-sha256 HASH | --all-data]
 
-"Evaluated" means: the run FINISHED, logged a model and has test metrics. The default metric is
+"Evaluated" means: the run FINISHED, logged a model and has test metrics. Only runs of one task
+on one dataset are compared (their ``task`` and ``data_sha256`` tags): by default those of the
+most recent evaluated run, or the dataset given by ``--data-sha256``; ``--all-data`` compares
+every evaluated run, which only makes sense when their metrics are comparable. The default metric is
 ``train/best_val_loss``, the validation loss of the checkpoint that was actually logged;
 ``val/loss`` is the last epoch's value, which can be worse than the saved model. Selection uses a
 validation metric so the test split stays untouched by model choice.
@@ -32,12 +36,14 @@ class Promotion:
     metric: str
     value: float
     candidates: int
+    compared: str  # which runs were compared, e.g. "task forecast on dataset co2 (sha256 ...)"
 
     def describe(self) -> str:
         return (
             f"registered the model of run {self.run_id} as {self.name} version {self.version} "
             f"with alias @{self.alias} ({self.metric}={self.value:.6g}, best of "
-            f"{self.candidates} evaluated run(s)); serve it as models:/{self.name}@{self.alias}"
+            f"{self.candidates} evaluated run(s) of {self.compared}); serve it as "
+            f"models:/{self.name}@{self.alias}"
         )
 
 
@@ -57,9 +63,16 @@ def _logged_models(client: Any, experiment_id: str) -> dict[str, str]:
             return by_run
 
 
-def best_run(client: Any, experiment: str, metric: str, mode: str) -> tuple[Any, str, int]:
-    """The best evaluated run of ``experiment`` by ``metric``, its logged model's id, and how
-    many runs qualified."""
+def best_run(
+    client: Any,
+    experiment: str,
+    metric: str,
+    mode: str,
+    data_sha256: str | None = None,
+    all_data: bool = False,
+) -> tuple[Any, str, int, str]:
+    """The best evaluated run of ``experiment`` by ``metric``, its logged model's id, how many
+    runs were compared and which (see the module docstring for the scope)."""
     if mode not in MODES:
         raise ConfigError(f"Unknown mode {mode!r}; choose one of {MODES}.")
     found = client.get_experiment_by_name(experiment)
@@ -87,7 +100,30 @@ def best_run(client: Any, experiment: str, metric: str, mode: str) -> tuple[Any,
             "logged model; run the whole pipeline (train and evaluate) with logger=mlflow, "
             "or pick another --metric."
         )
-    return (*evaluated[0], len(evaluated))
+    if all_data:
+        return (*evaluated[0], len(evaluated), "every task and dataset (--all-data)")
+    tags = [run.data.tags for run, _ in evaluated]
+    if data_sha256 is None:
+        latest = max(evaluated, key=lambda pair: pair[0].info.start_time)[0].data.tags
+    else:
+        latest = next((t for t in tags if t.get("data_sha256") == data_sha256), None)
+        if latest is None:
+            known = sorted({t.get("data_sha256", "unknown")[:12] for t in tags})
+            raise ConfigError(
+                f"No evaluated run in {experiment!r} was trained on data {data_sha256!r}; "
+                f"the runs' data hashes start with {known}."
+            )
+    scope = (latest.get("task"), latest.get("data_sha256"))
+    same = [
+        pair
+        for pair in evaluated
+        if (pair[0].data.tags.get("task"), pair[0].data.tags.get("data_sha256")) == scope
+    ]
+    compared = (
+        f"task {scope[0]} on dataset {latest.get('dataset')} (data sha256 "
+        f"{str(scope[1])[:12]}); --all-data compares every dataset"
+    )
+    return (*same[0], len(same), compared)
 
 
 def _aliased_version(client: Any, name: str, alias: str) -> Any:
@@ -106,6 +142,8 @@ def promote(
     name: str | None = None,
     alias: str = "champion",
     uri: str | None = None,
+    data_sha256: str | None = None,
+    all_data: bool = False,
 ) -> Promotion:
     """Register the best run's model as a new version of ``name`` and point ``alias`` at it.
 
@@ -119,7 +157,9 @@ def promote(
     uri = uri or tracking_uri()
     client = MlflowClient(uri, registry_uri=uri)
     mode = mode or ("max" if higher_is_better(metric) else "min")
-    run, model_id, candidates = best_run(client, experiment, metric, mode)
+    run, model_id, candidates, compared = best_run(
+        client, experiment, metric, mode, data_sha256, all_data
+    )
     name = name or experiment
     version = _aliased_version(client, name, alias)
     if version is None or version.run_id != run.info.run_id:
@@ -135,6 +175,7 @@ def promote(
         metric=metric,
         value=float(run.data.metrics[metric]),
         candidates=candidates,
+        compared=compared,
     )
 
 
@@ -147,9 +188,22 @@ def main(argv: list[str] | None = None) -> None:
     cmd.add_argument("--mode", choices=MODES, help="default: the metric's declared direction")
     cmd.add_argument("--name", default=None, help="registered model name (default: experiment)")
     cmd.add_argument("--alias", default="champion")
+    scope = cmd.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--data-sha256", help="compare runs on this dataset (default: the latest run's)"
+    )
+    scope.add_argument("--all-data", action="store_true", help="compare runs on any dataset")
     args = parser.parse_args(argv)
     with user_errors_exit():
-        done = promote(args.experiment, args.metric, args.mode, args.name, args.alias)
+        done = promote(
+            args.experiment,
+            args.metric,
+            args.mode,
+            args.name,
+            args.alias,
+            data_sha256=args.data_sha256,
+            all_data=args.all_data,
+        )
     print(done.describe())
 
 
