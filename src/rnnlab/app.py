@@ -22,10 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.config import CONF_DIR, validate
 from rnnlab.errors import RnnlabError
 from rnnlab.hydra_callbacks import FAILED_JOB_FILE, PARENT_RUN_FILE
+from rnnlab.hydra_overrides import install as install_did_you_mean
 from rnnlab.paths import RunPaths
 from rnnlab.recovery import exit_on_signals, remove_orphaned_temp
 
 log = logging.getLogger("rnnlab")
+install_did_you_mean()  # before Hydra composes: a misspelt override names the closest key
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)

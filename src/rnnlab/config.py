@@ -338,7 +338,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, raw)
     except ConfigKeyError as err:
-        raise ConfigError(_unknown_key_message(err, schema)) from None
+        raise ConfigError(unknown_key_message(str(err.full_key), schema)) from None
     except OmegaConfBaseException as err:
         reason = str(err.msg).splitlines()[0]
         raise ConfigError(f"Invalid config value at `{err.full_key}`: {reason}") from None
@@ -419,8 +419,8 @@ def _check_data_fits_task(raw: DictConfig, task_name: str, data_schema: type) ->
     )
 
 
-def _unknown_key_message(err: ConfigKeyError, schema: DictConfig) -> str:
-    full_key = str(err.full_key)
+def unknown_key_message(full_key: str, schema: DictConfig) -> str:
+    """``Unknown config key ... Did you mean ...?`` for a key missing from ``schema``."""
     parent, _, key = full_key.rpartition(".")
     node = OmegaConf.select(schema, parent) if parent else schema
     allowed = sorted(node.keys()) if isinstance(node, DictConfig) else []
