@@ -296,8 +296,8 @@ BAD_INPUTS = {
         {},
         ["not UTF-8", "re-save it as UTF-8"],
     ),
-    "bad-dates": (_bad_dates(), {}, ["`date`", "not dates", "ISO dates"]),
-    "duplicate-dates": (_duplicate_dates(), {}, ["repeated timestamps", "`date`"]),
+    "bad-dates": (_bad_dates(), {}, ["`date`", "not a date", "ISO dates"]),
+    "duplicate-dates": (_duplicate_dates(), {}, ["repeated timestamp", "`date`", "rows 9, 10"]),
     "gaps-with-missing-error": (
         _frame_csv(gappy_frame()),
         {"missing": "error"},
