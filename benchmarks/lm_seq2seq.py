@@ -180,10 +180,11 @@ def seq2seq_table(scratch: Path, dates: bool) -> tuple[str, list[dict[str, Any]]
 
 def test_predictions(job: Path) -> pd.DataFrame:
     """The job's test split with the trained model's outputs, through the logged-model path."""
+    from rnnlab.data.seq2seq import load_prepared
     from rnnlab.model_store import load_trained
     from rnnlab.tasks import get_task
 
-    test = pd.read_csv(job / "data/prepared/test.csv")
+    test = pd.DataFrame(load_prepared(job / "data/prepared", ("test",))[1]["test"])
     trained = load_trained(job / "models")
     predicted = get_task("seq2seq").predict_frame(trained, test[["source"]])
     return test.assign(prediction=predicted["prediction"].to_numpy())

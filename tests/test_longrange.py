@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rnnlab.data.longrange import copy_sequences, generate_adding, load_split, prepare
+from rnnlab.data.longrange import copy_sequences, generate_adding, load_prepared, prepare
 from rnnlab.errors import ConfigError
 from rnnlab.lightning.grad_flow import hidden_grad_norms, unrolled_forward
 from rnnlab.lightning.module import SequenceModule
@@ -82,7 +82,7 @@ def test_copy_task_model_and_baseline(tmp_path: Path, prepared, longrange_cfg) -
     evaluation = task.evaluate(cfg, paths, model)
     metrics = evaluation.flat_metrics()
     assert metrics["test/baseline/cross_entropy"] == pytest.approx(10 * math.log(8) / 32)
-    test = sequences(load_split(paths.prepared_dir, "test")[0], data.meta).datasets
+    test = sequences(load_prepared(paths.prepared_dir)[1]["test"], data.meta).datasets
     with torch.no_grad():
         predicted = model.eval()(test["x"]).argmax(-1)  # (n, L) token per step
     recalled = (predicted[:, -10:] == test["y"][:, -10:]).float().mean().item()

@@ -29,6 +29,44 @@ def read_prepared_meta(prepared_dir: Path, task: str) -> dict[str, Any]:
     return meta
 
 
+def write_prepared(
+    paths: RunPaths,
+    meta: dict[str, Any],
+    splits: dict[str, dict[str, Any]],
+    raw: dict[str, str | bytes] | None = None,
+    files: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The end of every ``prepare``, once all input has been checked.
+
+    ``data/raw`` gets the ``raw`` files (as read or generated; none: left alone) and
+    ``data/prepared`` gets ``<split>.npz`` with each split's arrays, any other text ``files`` and
+    ``meta.json``; each directory is replaced whole, so an error leaves earlier results in place.
+    ``meta`` gains ``raw_sha256``, the hash of the raw files, unless it brings its own. Returns
+    the meta written; ``read_prepared_splits`` reads it all back.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from rnnlab.io import atomic_dir, write_json
+
+    raw = raw or {}
+    contents = {name: c.encode("utf-8") if isinstance(c, str) else c for name, c in raw.items()}
+    digest = hashlib.sha256(b"".join(contents.values())).hexdigest()
+    meta = {**meta, "raw_sha256": meta.get("raw_sha256", digest)}
+    if contents:
+        with atomic_dir(paths.raw_dir) as raw_dir:
+            for name, content in contents.items():
+                (raw_dir / name).write_bytes(content)
+    with atomic_dir(paths.prepared_dir) as out:
+        for split, arrays in splits.items():
+            np.savez(out / f"{split}.npz", **arrays)
+        for name, text in (files or {}).items():
+            (out / name).write_text(text, encoding="utf-8")
+        write_json(out / "meta.json", meta)
+    return meta
+
+
 def read_prepared_splits(
     prepared_dir: Path, task: str, splits: tuple[str, ...] = ("train", "val", "test")
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

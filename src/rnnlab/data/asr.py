@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_splits
+from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.audio_sets import (
     SPLITS,
     assign_splits,
@@ -33,7 +33,6 @@ from rnnlab.data.audio_sets import (
 )
 from rnnlab.data.speech_synth import sentence
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 TEXT = "transcript"
@@ -107,13 +106,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "hours": {s: round(seconds[s] / 3600, 4) for s in SPLITS},
         "speakers": {s: int(manifest.loc[is_split[s], "speaker"].nunique()) for s in SPLITS},
     }
-    if data.source != "synth":
-        with atomic_dir(paths.raw_dir) as raw_dir:
-            manifest.to_csv(raw_dir / "manifest.csv", index=False)
-    with atomic_dir(paths.prepared_dir) as out:
-        for split in SPLITS:
-            np.savez(out / f"{split}.npz", **arrays[split])
-        write_json(out / "meta.json", meta)
+    # Generated audio is cached in data/raw as it is made; user recordings get their manifest.
+    raw = None if data.source == "synth" else {"manifest.csv": manifest.to_csv(index=False)}
+    write_prepared(paths, meta, arrays, raw)
     return {**meta["counts"], "hours": meta["hours"]}
 
 

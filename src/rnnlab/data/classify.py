@@ -10,7 +10,6 @@ vocabulary are fitted on the training split only; validation is carved from it, 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,13 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.config import CLASSIFY_AUDIO
-from rnnlab.data import read_prepared_splits
+from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.labelled_text import check_text_table, read_text_table
 from rnnlab.data.preprocessing import Scaler, pad
 from rnnlab.data.sequences import SequenceSet, load_builtin, parse_long
 from rnnlab.data.sources import read_csv, resolve_user_path
 from rnnlab.data.text_tokens import Vocabulary, tokenize
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -38,24 +36,14 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     if data.source in CLASSIFY_AUDIO:
         from rnnlab.data.spoken_words import prepare_audio
 
-        # Validates every recording, then writes data/raw (the audio cache or your manifest).
-        arrays, meta = prepare_audio(data, paths)
+        arrays, meta, raw = prepare_audio(data, paths)  # validates every recording
     else:
         prepare_source = _prepare_text if data.source == "text" else _prepare_sequences
         raw_frames, arrays, meta = prepare_source(data, paths.root, cfg.seed)
-        raw_csv = {name: frame.to_csv(index=False) for name, frame in raw_frames.items()}
-        meta["raw_sha256"] = hashlib.sha256("".join(raw_csv.values()).encode()).hexdigest()
-        # Everything above validates the input; only now are the outputs replaced, each
-        # directory whole, so a bad file leaves the previous results in place.
-        with atomic_dir(paths.raw_dir) as raw_dir:
-            for name, text in raw_csv.items():
-                (raw_dir / f"{name}.csv").write_text(text, encoding="utf-8")
+        raw = {f"{name}.csv": frame.to_csv(index=False) for name, frame in raw_frames.items()}
     meta = {"task": "classify", "dataset": data.name, **meta}
     meta["counts"] = {s: len(arrays[s]["y"]) for s in SPLITS}
-    with atomic_dir(paths.prepared_dir) as out:
-        for split in SPLITS:
-            np.savez(out / f"{split}.npz", **arrays[split])
-        write_json(out / "meta.json", meta)
+    write_prepared(paths, meta, arrays, raw)
     return {"classes": len(meta["classes"]), **meta["counts"]}
 
 

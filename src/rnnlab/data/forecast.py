@@ -9,7 +9,6 @@ times over on disk.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import checks, read_prepared_meta
+from rnnlab.data import checks, read_prepared_meta, write_prepared
 from rnnlab.data.preprocessing import (
     Scaler,
     SplitBounds,
@@ -30,7 +29,6 @@ from rnnlab.data.preprocessing import (
 )
 from rnnlab.data.sources import load_series
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -68,7 +66,6 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     prepared[columns] = scaler.transform(values)
     prepared.insert(1, "split", _split_labels(bounds))
 
-    raw_csv = raw.to_csv(index=False)
     meta = {
         "task": "forecast",
         "dataset": data.name,
@@ -81,15 +78,10 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "missing_policy": data.missing,
         "split": {"val_start": bounds.val_start, "test_start": bounds.test_start},
         "scaler": scaler.to_dict(),
-        "raw_sha256": hashlib.sha256(raw_csv.encode()).hexdigest(),
     }
-    # Everything above can fail on bad input; nothing below runs until it has all passed, and
-    # each directory is swapped in whole, so earlier outputs survive any error.
-    with atomic_dir(paths.raw_dir) as raw_dir:
-        (raw_dir / f"{data.name}.csv").write_text(raw_csv, encoding="utf-8")
-    with atomic_dir(paths.prepared_dir) as out:
-        prepared.to_csv(out / "series.csv", index=False)
-        write_json(out / "meta.json", meta)
+    # Windows span splits (their lookback reaches back), so the series stays whole.
+    series_csv = {"series.csv": prepared.to_csv(index=False)}
+    write_prepared(paths, meta, {}, {f"{data.name}.csv": raw.to_csv(index=False)}, series_csv)
     counts = {s: int((prepared["split"] == s).sum()) for s in SPLITS}
     return {"rows": len(prepared), "missing_filled": n_missing, **counts}
 

@@ -7,7 +7,6 @@ and test tokens never seen in training count as ``<unk>``, and the raw text's ha
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import UNK_ID, Vocabulary, detokenize, read_text, tokenize
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -93,20 +91,13 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "vocab": vocab.to_dict(),
         "tokens": {split: len(block) for split, block in blocks.items()},
         "unknown_tokens": {split: int((ids[split] == UNK_ID).sum()) for split in SPLITS},
-        "raw_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
         "warmup": detokenize(warmup_tokens(blocks["train"]), data.level),
         "line_starts": common_line_starts(text, data.level),
     }
-    with atomic_dir(paths.raw_dir) as raw_dir:
-        (raw_dir / "corpus.txt").write_text(text, encoding="utf-8")
-    with atomic_dir(paths.prepared_dir) as out:
-        for split in SPLITS:
-            np.save(out / f"{split}.npy", ids[split])
-        write_json(out / "meta.json", meta)
+    write_prepared(paths, meta, {s: {"ids": ids[s]} for s in SPLITS}, {"corpus.txt": text})
     return {"vocab_size": len(vocab), **meta["tokens"]}
 
 
-def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, {split: token ids}) as written by :func:`prepare`."""
-    meta = read_prepared_meta(prepared_dir, "lm")
-    return meta, {split: np.load(prepared_dir / f"{split}.npy") for split in SPLITS}
+def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """``meta.json`` and each split's token ids (``ids``, int32)."""
+    return read_prepared_splits(prepared_dir, "lm")

@@ -17,7 +17,6 @@ built at load time (``rnnlab.tasks.longrange``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from pathlib import Path
@@ -27,9 +26,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -101,7 +99,6 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         arrays = generate_copy(total, data.n_symbols, data.copy_length, rng)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    raw_bytes = buffer.getvalue()
     meta = {
         "task": "longrange",
         "dataset": data.name,
@@ -111,18 +108,14 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "copy_length": data.copy_length,
         "sizes": sizes,
         **baselines(data),
-        "raw_sha256": hashlib.sha256(raw_bytes).hexdigest(),
     }
-    with atomic_dir(paths.raw_dir) as raw_dir:
-        (raw_dir / f"{data.name}.npz").write_bytes(raw_bytes)
-        _preview(arrays, data).to_csv(raw_dir / f"{data.name}_preview.csv", index=False)
-    with atomic_dir(paths.prepared_dir) as out:
-        start = 0
-        for split in SPLITS:
-            part = {k: v[start : start + sizes[split]] for k, v in arrays.items()}
-            np.savez_compressed(out / f"{split}.npz", **part)
-            start += sizes[split]
-        write_json(out / "meta.json", meta)
+    ends = dict(zip(SPLITS, np.cumsum(list(sizes.values())), strict=True))
+    splits = {s: {k: v[ends[s] - sizes[s] : ends[s]] for k, v in arrays.items()} for s in SPLITS}
+    raw = {
+        f"{data.name}.npz": buffer.getvalue(),
+        f"{data.name}_preview.csv": _preview(arrays, data).to_csv(index=False),
+    }
+    write_prepared(paths, meta, splits, raw)
     return {"problem": data.problem, "seq_len": data.seq_len, **sizes}
 
 
@@ -142,8 +135,8 @@ def _preview(arrays: dict[str, np.ndarray], data: DictConfig) -> pd.DataFrame:
     return pd.DataFrame({**index, **columns})
 
 
-def load_split(prepared_dir: Path, split: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One split's compact arrays and the dataset's ``meta.json``."""
-    meta = read_prepared_meta(prepared_dir, "longrange")
-    with np.load(prepared_dir / f"{split}.npz") as arrays:
-        return dict(arrays), meta
+def load_prepared(
+    prepared_dir: Path, splits: tuple[str, ...] = SPLITS
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """``meta.json`` and each split's compact arrays (as generated, see the module doc)."""
+    return read_prepared_splits(prepared_dir, "longrange", splits)

@@ -1,14 +1,13 @@
 """Sequence-to-sequence data: generated date normalisation, or the user's tab-separated pairs.
 
 ``data/raw/pairs.tsv`` holds every pair as read or generated; ``data/prepared/`` holds
-``{train,val,test}.csv`` (columns ``source``, ``target``) and ``meta.json`` (level, source and
+``{train,val,test}.npz`` (string arrays ``source``, ``target``) and ``meta.json`` (source and
 target vocabularies built on the training pairs only, the raw data's hash).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta
+from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.preprocessing import check_split_fractions
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import BOS, EOS, Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
-from rnnlab.io import atomic_dir, write_json
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -180,29 +178,22 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         (tokenize(t, level) for t in train["target"]), level, specials=TARGET_SPECIALS
     )
     everything = pd.concat([splits[s].assign(split=s) for s in SPLITS], ignore_index=True)
-    raw_tsv = everything.to_csv(sep="\t", index=False)
     meta = {
         "task": "seq2seq",
         "dataset": cfg.data.name,
         "source_vocab": source_vocab.to_dict(),
         "target_vocab": target_vocab.to_dict(),
         "pairs": {split: len(splits[split]) for split in SPLITS},
-        "raw_sha256": hashlib.sha256(raw_tsv.encode("utf-8")).hexdigest(),
     }
-    with atomic_dir(paths.raw_dir) as raw_dir:
-        (raw_dir / "pairs.tsv").write_text(raw_tsv, encoding="utf-8")
-    with atomic_dir(paths.prepared_dir) as out:
-        for split in SPLITS:
-            splits[split].to_csv(out / f"{split}.csv", index=False)
-        write_json(out / "meta.json", meta)
+    arrays = {
+        s: {c: np.asarray(f[c], dtype=str) for c in ("source", "target")} for s, f in splits.items()
+    }
+    write_prepared(paths, meta, arrays, {"pairs.tsv": everything.to_csv(sep="\t", index=False)})
     return {"source_vocab": len(source_vocab), "target_vocab": len(target_vocab), **meta["pairs"]}
 
 
-def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """(meta, {split: pairs frame}) as written by :func:`prepare`."""
-    meta = read_prepared_meta(prepared_dir, "seq2seq")
-    frames = {
-        split: pd.read_csv(prepared_dir / f"{split}.csv", dtype=str, keep_default_na=False)
-        for split in SPLITS
-    }
-    return meta, frames
+def load_prepared(
+    prepared_dir: Path, splits: tuple[str, ...] = SPLITS
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """``meta.json`` and each split's ``source`` and ``target`` strings."""
+    return read_prepared_splits(prepared_dir, "seq2seq", splits)

@@ -30,15 +30,17 @@ from rnnlab.data.audio_sets import (
 from rnnlab.data.classify import _check_labels_known, sorted_classes
 from rnnlab.data.preprocessing import pad
 from rnnlab.data.speech_synth import COMMAND_WORDS, DIGITS
-from rnnlab.io import atomic_dir
 from rnnlab.paths import RunPaths
 
 LABEL = "label"
 WORDS = (*DIGITS, *COMMAND_WORDS)
 
 
-def prepare_audio(data: DictConfig, paths: RunPaths) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Arrays per split and metadata; ``data/raw`` holds the audio cache or your manifest.
+def prepare_audio(
+    data: DictConfig, paths: RunPaths
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str] | None]:
+    """Arrays per split, metadata and the raw files to keep (your manifest; none for the
+    generated words, cached in ``data/raw`` as they are made).
     A validation or test label that training never saw is refused."""
     pipeline = feature_pipeline(data)
     if data.source == "spoken_words":
@@ -71,7 +73,6 @@ def prepare_audio(data: DictConfig, paths: RunPaths) -> tuple[dict[str, Any], di
         "n_features": pipeline.n_features,
         "raw_sha256": corpus_digest(manifest),
     }
-    if data.source != "spoken_words":
-        with atomic_dir(paths.raw_dir) as raw_dir:
-            manifest.to_csv(raw_dir / "manifest.csv", index=False)
-    return arrays, meta
+    # Generated recordings are cached in data/raw as they are made; yours get their manifest.
+    raw = None if data.source == "spoken_words" else {"manifest.csv": manifest.to_csv(index=False)}
+    return arrays, meta, raw

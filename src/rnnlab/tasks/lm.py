@@ -128,7 +128,8 @@ class LanguageModelTask(Task):
     name = "lm"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
-        meta, ids = load_prepared(paths.prepared_dir)
+        meta, splits = load_prepared(paths.prepared_dir)
+        ids = {split: arrays["ids"] for split, arrays in splits.items()}
         batch, bptt = cfg.trainer.batch_size, cfg.task.bptt
         return TaskData(
             train=ContiguousBatches(ids["train"], batch, bptt, "train"),
@@ -178,7 +179,8 @@ class LanguageModelTask(Task):
         return pd.DataFrame({"prompt": frame["prompt"].astype(str), "generated": generated})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
-        meta, ids = load_prepared(paths.prepared_dir)
+        meta, splits = load_prepared(paths.prepared_dir)
+        ids = {split: arrays["ids"] for split, arrays in splits.items()}
         baselines = NgramBaselines(ids["train"], len(meta["vocab"]["tokens"]))
         baselines.fit_weight(ids["val"])
         kneser_ney = KneserNey(ids["train"], len(meta["vocab"]["tokens"]))

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import StackDataset
 
 from rnnlab.data.checks import model_input, require_columns
-from rnnlab.data.longrange import adding_inputs, copy_sequences, load_split
+from rnnlab.data.longrange import adding_inputs, copy_sequences, load_prepared
 from rnnlab.errors import DataError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import RecurrentEncoder, build_network, init_weights
@@ -70,8 +70,8 @@ class LongRangeTask(Task):
     name = "longrange"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
-        train, meta = load_split(paths.prepared_dir, "train")
-        val, _ = load_split(paths.prepared_dir, "val")
+        meta, splits = load_prepared(paths.prepared_dir, ("train", "val"))
+        train, val = splits["train"], splits["val"]
         meta = {**meta, "n_features": 2 if meta["problem"] == "adding" else meta["n_symbols"] + 2}
         return TaskData(sequences(train, meta), sequences(val, meta), meta)
 
@@ -95,7 +95,8 @@ class LongRangeTask(Task):
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         """The first test sequence in long form (one row per step), as the preview CSV shows."""
-        arrays, meta = load_split(paths.prepared_dir, "test")
+        meta, splits = load_prepared(paths.prepared_dir, ("test",))
+        arrays = splits["test"]
         if meta["problem"] == "adding":
             x = adding_inputs(arrays["values"][:1], arrays["positions"][:1])[0]
             return pd.DataFrame({"value": x[:, 0], "marker": x[:, 1]})
@@ -125,7 +126,8 @@ class LongRangeTask(Task):
         return pd.DataFrame({"t": np.arange(len(predicted)), "output": predicted})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
-        arrays, meta = load_split(paths.prepared_dir, "test")
+        meta, splits = load_prepared(paths.prepared_dir, ("test",))
+        arrays = splits["test"]
         test = sequences(arrays, meta).datasets
         prediction = torch.cat(predict_batches(model, test["x"]))
         if meta["problem"] == "adding":

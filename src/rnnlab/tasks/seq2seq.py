@@ -18,7 +18,7 @@ from torch.utils.data import StackDataset
 
 from rnnlab.data.checks import require_columns
 from rnnlab.data.preprocessing import pad
-from rnnlab.data.seq2seq import load_prepared
+from rnnlab.data.seq2seq import SPLITS, load_prepared
 from rnnlab.data.text_tokens import BOS, EOS, PAD_ID, Vocabulary, tokenize
 from rnnlab.lightning.sequence_modules import TeacherForcingModule
 from rnnlab.model_store import TrainedModel
@@ -101,7 +101,7 @@ class Seq2SeqTask(Task):
     name = "seq2seq"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
-        meta, frames = load_prepared(paths.prepared_dir)
+        meta, frames = _pair_frames(paths)
         codec = PairCodec(meta)
         return TaskData(
             train=pairs(frames["train"], codec),
@@ -135,7 +135,7 @@ class Seq2SeqTask(Task):
         return TeacherForcingModule(model, self.loss, cfg.trainer, cfg.task.teacher_forcing)
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
-        return pd.read_csv(paths.prepared_dir / "test.csv", nrows=3)[["source"]]
+        return _pair_frames(paths, ("test",))[1]["test"][["source"]].head(3)
 
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
         """One decoded ``prediction`` per ``source`` row; unknown source tokens read as <unk>
@@ -148,7 +148,7 @@ class Seq2SeqTask(Task):
         return pd.DataFrame({"source": sources, "prediction": predictions})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
-        meta, frames = load_prepared(paths.prepared_dir)
+        meta, frames = _pair_frames(paths)
         codec, test = PairCodec(meta), frames["test"]
         x, lengths = codec.sources(list(test["source"]))
         targets = list(test["target"])
@@ -169,6 +169,14 @@ class Seq2SeqTask(Task):
             figures=figures,
             texts={"seq2seq_test_examples": examples},
         )
+
+
+def _pair_frames(
+    paths: RunPaths, splits: tuple[str, ...] = SPLITS
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The prepared pairs as frames of ``source`` and ``target`` strings."""
+    meta, arrays = load_prepared(paths.prepared_dir, splits)
+    return meta, {split: pd.DataFrame(part) for split, part in arrays.items()}
 
 
 def _by_length(lengths: np.ndarray, predictions: list[str], targets: list[str]) -> pd.DataFrame:
