@@ -21,15 +21,13 @@ from omegaconf import DictConfig
 from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.audio_sets import (
     SPLITS,
-    assign_splits,
     corpus_digest,
     feature_pipeline,
     fitted_features,
     generated_manifest,
     load_waves,
     synth_spec,
-    user_manifest,
-    with_sha256,
+    user_recordings,
 )
 from rnnlab.data.speech_synth import sentence
 from rnnlab.errors import DataError
@@ -69,12 +67,8 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             paths.raw_dir, synth_spec(data, "asr_sentences"), sentence, TEXT
         )
     else:
-        manifest = user_manifest(data.path, paths.root, TEXT)
+        manifest = user_recordings(data, paths.root, TEXT)
         manifest[TEXT] = manifest[TEXT].map(normalise_transcript)
-        manifest["split"] = assign_splits(
-            manifest, data.val_fraction, data.test_fraction, data.seed
-        )
-        manifest = with_sha256(manifest)
     check_alphabet(manifest[TEXT], manifest["path"], data.alphabet)
     waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
     pipeline, features = fitted_features(waves, manifest["split"], pipeline)

@@ -90,6 +90,13 @@ def generated_manifest(
 # --- your recordings ----------------------------------------------------------------------
 
 
+def user_recordings(data: Any, root: Path, text_column: str) -> pd.DataFrame:
+    """Your recordings (``data.path``) with their split (``assign_splits``) and file hashes."""
+    manifest = user_manifest(data.path, root, text_column)
+    manifest["split"] = assign_splits(manifest, data.val_fraction, data.test_fraction, data.seed)
+    return with_sha256(manifest)
+
+
 def user_manifest(path_setting: str | None, root: Path, text_column: str) -> pd.DataFrame:
     """Your recordings as a manifest table with absolute paths.
 

@@ -17,15 +17,13 @@ from omegaconf import DictConfig
 
 from rnnlab.data.audio_sets import (
     SPLITS,
-    assign_splits,
     corpus_digest,
     feature_pipeline,
     fitted_features,
     generated_manifest,
     load_waves,
     synth_spec,
-    user_manifest,
-    with_sha256,
+    user_recordings,
 )
 from rnnlab.data.classify import _check_labels_known, sorted_classes
 from rnnlab.data.preprocessing import pad
@@ -48,11 +46,7 @@ def prepare_audio(
         words = itertools.cycle(WORDS)  # every class equally often in every split
         manifest = generated_manifest(paths.raw_dir, spec, lambda _rng: next(words), LABEL)
     else:
-        manifest = user_manifest(data.path, paths.root, LABEL)
-        manifest["split"] = assign_splits(
-            manifest, data.val_fraction, data.test_fraction, data.seed
-        )
-        manifest = with_sha256(manifest)
+        manifest = user_recordings(data, paths.root, LABEL)
     waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
     pipeline, features = fitted_features(waves, manifest["split"], pipeline)
     is_split = {s: manifest["split"].to_numpy() == s for s in SPLITS}
