@@ -191,3 +191,45 @@ def test_bad_recordings_stop_prepare_naming_the_file_and_keep_results(
     with pytest.raises(DataError, match=expected):
         run_prepare(cfg, paths)
     assert (paths.prepared_dir / "train.npz").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_served_model_transcribes_a_posted_wav(asr_run):
+    """`mlflow models serve --env-manager local` on 127.0.0.1: a base64 WAV in, the same
+    transcript out as in process; a request without audio gets 400 with the reason."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from rnnlab.data.audio_sets import example_audio
+    from test_serving import _free_port, _wait_for_ping, frame_body, post
+
+    paths = asr_run["paths"]
+    run_id = read_json(paths.run_info)["run_id"]
+    frame = example_audio(paths.raw_dir, 16000)
+    expected = get_task("asr").predict_frame(load_trained(paths.model_dir), frame)
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": asr_run["uri"], "OMP_NUM_THREADS": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager", "local"]
+    log_path = paths.root / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*cmd, "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_for_ping(f"http://127.0.0.1:{port}/ping", server, log_path)
+            url = f"http://127.0.0.1:{port}/invocations"
+            status, body = post(url, frame_body(frame))
+            assert status == 200
+            assert [p["transcript"] for p in body["predictions"]] == list(expected["transcript"])
+            status, body = post(url, frame_body(frame.rename(columns={"audio": "sound"})))
+            assert status == 400 and "audio" in body["message"]
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
