@@ -39,6 +39,8 @@ def _assert_file_values_applied(group: str, option: str, cfg) -> None:
     """Each literal value set in conf/<group>/<option>.yaml shows up in the composed config."""
     own = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"), resolve=False)
     own.pop("defaults", None)
+    if list(own) == [group]:  # a `@package _global_` file (task/forecast.yaml) nests its keys
+        own = own[group]
     assert own, f"conf/{group}/{option}.yaml sets nothing"
     for key, value in own.items():
         if isinstance(value, str) and "${" in value:
