@@ -37,10 +37,7 @@ def test_dump_params_is_valid_and_resolved():
 
 def _assert_file_values_applied(group: str, option: str, cfg) -> None:
     """Each literal value set in conf/<group>/<option>.yaml shows up in the composed config."""
-    own = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"), resolve=False)
-    own.pop("defaults", None)
-    if list(own) == [group]:  # a `@package _global_` file (task/forecast.yaml) nests its keys
-        own = own[group]
+    own = OmegaConf.to_container(config.group_file_values(group, option, CONF), resolve=False)
     assert own, f"conf/{group}/{option}.yaml sets nothing"
     for key, value in own.items():
         if isinstance(value, str) and "${" in value:

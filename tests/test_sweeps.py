@@ -249,12 +249,12 @@ def test_leaderboard_has_the_companion_metric_baselines_as_rows_and_a_telling_ax
 @pytest.mark.parametrize(
     ("overrides", "name"),
     [
-        ([], "lstm-co2"),
+        ([], "segrnn-co2"),
         (
             ["model=gru", "model.hidden_size=128", "trainer.optimizer.lr=1e-3"],
             "gru-h128-lr1e-3-co2",
         ),
-        (["experiment=quick", "seed=3", "trainer.num_threads=1"], "lstm-h16-l1-ep2-seed3-co2"),
+        (["experiment=quick", "seed=3", "trainer.num_threads=1"], "segrnn-h16-ep2-seed3-co2"),
         (["task=lm", "data=pydoc_topics", "task.bptt=100"], "lstm-bptt100-pydoc_topics"),
     ],
 )

@@ -448,6 +448,15 @@ def _check_fields(node: DictConfig, dataclass_type: type, prefix: str) -> None:
             _check_fields(value, type(default), key)
 
 
+def group_file_values(group: str, option: str, config_dir: Path = CONF_DIR) -> DictConfig:
+    """The values ``conf/<group>/<option>.yaml`` sets itself: without its defaults list, and
+    unwrapped when the file is in the global package (``task/forecast.yaml`` also chooses the
+    default model, so its own keys sit under ``task:``)."""
+    own = OmegaConf.load(config_dir / group / f"{option}.yaml")
+    own.pop("defaults", None)
+    return own[group] if list(own) == [group] else own
+
+
 def load_params(path: Path | str = "params.yaml") -> DictConfig:
     """Load and validate a resolved config file such as DVC's ``params.yaml``."""
     path = Path(path)

@@ -157,23 +157,21 @@ def run_name(cfg: DictConfig, conf_dir: Path | None = None) -> str:
     runs can be told apart in the MLflow list."""
     from omegaconf import OmegaConf
 
-    from rnnlab.config import CONF_DIR, Config, ModelConfig, TrainerConfig
+    from rnnlab.config import CONF_DIR, Config, ModelConfig, TrainerConfig, group_file_values
     from rnnlab.tasks import get_spec
 
     spec = get_spec(cfg.task.name)
     sections = {
-        "model": (ModelConfig, f"model/{cfg.model.name}"),
-        "task": (spec.task_schema, f"task/{cfg.task.name}"),
-        "data": (spec.data_schema, f"data/{cfg.data.name}"),
-        "trainer": (TrainerConfig, "trainer/default"),
+        "model": (ModelConfig, cfg.model.name),
+        "task": (spec.task_schema, cfg.task.name),
+        "data": (spec.data_schema, cfg.data.name),
+        "trainer": (TrainerConfig, "default"),
     }
     parts = []
-    for section, (schema, file) in sections.items():
-        path = (conf_dir or CONF_DIR) / f"{file}.yaml"
-        if not path.exists():
+    for section, (schema, option) in sections.items():
+        if not ((conf_dir or CONF_DIR) / section / f"{option}.yaml").exists():
             continue
-        own = OmegaConf.load(path)
-        own.pop("defaults", None)
+        own = group_file_values(section, option, conf_dir or CONF_DIR)
         defaults = _leaves(OmegaConf.merge(OmegaConf.structured(schema), own), section)
         for key, value in _leaves(cfg[section], section).items():
             if key in NOT_IN_NAMES or key not in defaults or value == defaults[key]:
