@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from rnnlab.config import CLASSIFY_AUDIO
 from rnnlab.data import read_prepared_splits, write_prepared
 from rnnlab.data.labelled_text import check_text_table, read_text_table
-from rnnlab.data.preprocessing import Scaler, pad
+from rnnlab.data.preprocessing import Scaler, pad, stratified_split
 from rnnlab.data.sequences import SequenceSet, load_builtin, parse_long
 from rnnlab.data.sources import read_csv, resolve_user_path
 from rnnlab.data.text_tokens import Vocabulary, tokenize
@@ -50,20 +50,6 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
 def load_prepared(prepared_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """``meta.json`` and each split's arrays (``x``, ``lengths``, ``y``, ``ids``)."""
     return read_prepared_splits(prepared_dir, "classify")
-
-
-def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, held out): about ``fraction`` of each class is held out, never all of it."""
-    rng = np.random.default_rng(seed)
-    kept, held = [], []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        n_held = min(round(len(members) * fraction), len(members) - 1)
-        held.extend(members[:n_held])
-        kept.extend(members[n_held:])
-    return np.sort(np.array(kept, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
 
 
 def sorted_classes(labels: list[str]) -> list[str]:

@@ -15,10 +15,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_splits, write_prepared
-from rnnlab.data.preprocessing import check_split_fractions
+from rnnlab.data.preprocessing import contiguous_split
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import UNK_ID, Vocabulary, detokenize, read_text, tokenize
-from rnnlab.errors import DataError
 from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
@@ -38,18 +37,6 @@ def load_text(data: DictConfig, root: Path) -> str:
     else:
         text = read_text(resolve_user_path(data.path, root))
     return text[: data.max_chars] if data.max_chars else text
-
-
-def split_blocks(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """End of train and end of val for contiguous blocks train | val | test of ``n`` tokens."""
-    check_split_fractions(val_fraction, test_fraction)
-    n_val, n_test = int(n * val_fraction), int(n * test_fraction)
-    if min(n_val, n_test) < 2 or n - n_val - n_test < 2:
-        raise DataError(
-            f"The text has only {n} tokens: too few for a train/val/test split with "
-            f"val_fraction={val_fraction} and test_fraction={test_fraction}. Use a longer text."
-        )
-    return n - n_val - n_test, n - n_test
 
 
 def warmup_tokens(train: list[str]) -> list[str]:
@@ -75,12 +62,8 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     data = cfg.data
     text = load_text(data, paths.root)
     tokens = tokenize(text, data.level)
-    train_end, val_end = split_blocks(len(tokens), data.val_fraction, data.test_fraction)
-    blocks = {
-        "train": tokens[:train_end],
-        "val": tokens[train_end:val_end],
-        "test": tokens[val_end:],
-    }
+    parts = contiguous_split(len(tokens), data.val_fraction, data.test_fraction, 2, "tokens")
+    blocks = {split: tokens[part] for split, part in parts.items()}
     vocab = Vocabulary.build([blocks["train"]], data.level)
     ids = {
         split: np.asarray(vocab.encode(block), dtype=np.int32) for split, block in blocks.items()

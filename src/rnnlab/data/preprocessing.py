@@ -87,15 +87,71 @@ class SplitBounds:
     n: int
 
 
-def _split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    test_rows, val_rows = round(n * test_fraction), round(n * val_fraction)
-    return n - val_rows - test_rows, val_rows, test_rows
+# The split family: every task's train/val/test split sizes its parts with ``split_sizes``;
+# the order they are cut in differs by what the data is: in time (``chronological_split``), in
+# reading order (``contiguous_split``), at random (``shuffled_split``) or per class
+# (``stratified_split``).
 
 
 def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
     """Validation and test shares of the data: each in (0, 1), together below 1."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError("data.val_fraction and data.test_fraction must be in (0, 1), sum < 1.")
+
+
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Train, validation and test sizes of ``n`` items: the two shares rounded, train the rest."""
+    test, val = round(n * test_fraction), round(n * val_fraction)
+    return n - val - test, val, test
+
+
+def _checked_sizes(
+    n: int, val_fraction: float, test_fraction: float, minimum: int, unit: str
+) -> tuple[int, int, int]:
+    check_split_fractions(val_fraction, test_fraction)
+    sizes = split_sizes(n, val_fraction, test_fraction)
+    if min(sizes) < minimum:
+        raise DataError(
+            f"Only {n} {unit}: too few for a train/val/test split with data.val_fraction="
+            f"{val_fraction} and data.test_fraction={test_fraction} (each part needs at least "
+            f"{minimum}). Use more data or larger fractions."
+        )
+    return sizes
+
+
+def contiguous_split(
+    n: int, val_fraction: float, test_fraction: float, minimum: int = 1, unit: str = "items"
+) -> dict[str, slice]:
+    """Blocks train | val | test of ``n`` items in reading order, each at least ``minimum``."""
+    train, val, _ = _checked_sizes(n, val_fraction, test_fraction, minimum, unit)
+    return {
+        "train": slice(0, train),
+        "val": slice(train, train + val),
+        "test": slice(train + val, n),
+    }
+
+
+def shuffled_split(
+    n: int, val_fraction: float, test_fraction: float, seed: int, unit: str = "items"
+) -> dict[str, np.ndarray]:
+    """Indices of ``n`` items drawn at random (seeded): validation, test, then train."""
+    _, val, test = _checked_sizes(n, val_fraction, test_fraction, 1, unit)
+    order = np.random.default_rng(seed).permutation(n)
+    return {"train": order[val + test :], "val": order[:val], "test": order[val : val + test]}
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out): about ``fraction`` of each class is held out, never all of it."""
+    rng = np.random.default_rng(seed)
+    kept, held = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_held = min(round(len(members) * fraction), len(members) - 1)
+        held.extend(members[:n_held])
+        kept.extend(members[n_held:])
+    return np.sort(np.array(kept, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
 
 
 def chronological_split(
@@ -109,10 +165,10 @@ def chronological_split(
     check_split_fractions(val_fraction, test_fraction)
 
     def fits(rows: int) -> bool:
-        train, val, test = _split_sizes(rows, val_fraction, test_fraction)
+        train, val, test = split_sizes(rows, val_fraction, test_fraction)
         return train >= lookback + horizon and min(val, test) >= horizon
 
-    train_rows, val_rows, test_rows = _split_sizes(n, val_fraction, test_fraction)
+    train_rows, val_rows, test_rows = split_sizes(n, val_fraction, test_fraction)
     if not fits(n):
         needed = next(rows for rows in range(n + 1, 100 * (n + lookback + horizon)) if fits(rows))
         raise DataError(

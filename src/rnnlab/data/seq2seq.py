@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_splits, write_prepared
-from rnnlab.data.preprocessing import check_split_fractions
+from rnnlab.data.preprocessing import shuffled_split
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import BOS, EOS, Vocabulary, read_text, tokenize
 from rnnlab.errors import DataError
@@ -144,29 +144,13 @@ def read_pairs(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["source", "target"])
 
 
-def split_pairs(
-    pairs: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, pd.DataFrame]:
-    check_split_fractions(val_fraction, test_fraction)
-    n = len(pairs)
-    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
-    if n - n_val - n_test < 1:
-        raise DataError(f"Only {n} pairs: too few for a train/val/test split; add more pairs.")
-    order = np.random.default_rng(seed).permutation(n)
-    cuts = {
-        "val": order[:n_val],
-        "test": order[n_val : n_val + n_test],
-        "train": order[n_val + n_test :],
-    }
-    return {split: pairs.iloc[cuts[split]].reset_index(drop=True) for split in SPLITS}
-
-
 def load_pairs(cfg: DictConfig, root: Path) -> dict[str, pd.DataFrame]:
     data = cfg.data
     if data.source == "dates":
         return generate_dates(data.n_train, data.n_val, data.n_test, cfg.seed)
     pairs = read_pairs(resolve_user_path(data.path, root))
-    return split_pairs(pairs, data.val_fraction, data.test_fraction, cfg.seed)
+    parts = shuffled_split(len(pairs), data.val_fraction, data.test_fraction, cfg.seed, "pairs")
+    return {split: pairs.iloc[parts[split]].reset_index(drop=True) for split in SPLITS}
 
 
 def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
