@@ -9,14 +9,17 @@ side, and a Transformer encoder over the whole utterance.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from rnnlab.models.attention import lengths_to_mask
-from rnnlab.models.baselines import MLPEncoder, TransformerEncoderBaseline
+from rnnlab.models.baselines import TransformerEncoderBaseline
 from rnnlab.models.encoders import RecurrentEncoder, State
 from rnnlab.models.init import init_weights
 from rnnlab.models.names import RECURRENT_ARCHS
+from rnnlab.models.networks import build_encoder
 
 
 class AcousticModel(nn.Module):
@@ -28,47 +31,18 @@ class AcousticModel(nn.Module):
         *,
         subsample: int = 1,
         context: int = 0,
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        nonlinearity: str = "tanh",
         init: str = "default",
-        num_heads: int = 4,
-        activation: str = "relu",
-        dim_feedforward: int | None = None,
+        **encoder_options: Any,
     ) -> None:
+        """``encoder_options``: ``hidden_size``, ``num_layers``, ... as in ``build_encoder``;
+        the ``mlp`` sees each frame with ``context`` frames either side."""
         super().__init__()
+        if arch not in (*RECURRENT_ARCHS, "mlp", "transformer"):
+            raise ValueError(f"Unknown arch {arch!r} for an acoustic model.")
         self.arch, self.subsample, self.context = arch, subsample, context
         stacked = n_features * subsample
-        if arch in RECURRENT_ARCHS:
-            self.encoder: nn.Module = RecurrentEncoder(
-                stacked,
-                hidden_size,
-                num_layers=num_layers,
-                cell=arch,
-                nonlinearity=nonlinearity,
-                bidirectional=bidirectional,
-                dropout=dropout,
-            )
-            width = self.encoder.output_size
-        elif arch == "mlp":
-            self.encoder = MLPEncoder(
-                stacked, 2 * context + 1, hidden_size, num_layers, activation, dropout
-            )
-            width = hidden_size
-        elif arch == "transformer":
-            self.encoder = TransformerEncoderBaseline(
-                stacked,
-                d_model=hidden_size,
-                num_heads=num_heads,
-                num_layers=num_layers,
-                dim_feedforward=dim_feedforward or 4 * hidden_size,
-                dropout=dropout,
-            )
-            width = hidden_size
-        else:
-            raise ValueError(f"Unknown arch {arch!r} for an acoustic model.")
+        self.encoder = build_encoder(arch, stacked, 2 * context + 1, **encoder_options)
+        width = self.encoder.output_size
         self.head = nn.Linear(width, n_outputs)
         init_weights(self, init)
 

@@ -129,9 +129,50 @@ def build_network(
     if segment_len is not None:
         segments = SegmentEmbedding(input_size, segment_len, hidden_size, arch != "transformer")
         input_size = hidden_size
+    encoder = build_encoder(
+        arch,
+        input_size,
+        seq_len,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+        nonlinearity=nonlinearity,
+        num_heads=num_heads,
+        activation=activation,
+        dim_feedforward=dim_feedforward,
+        variant=variant,
+        moving_avg=moving_avg,
+    )
     pooling = None
+    if attention is not None:
+        pooling = AttentionPooling(encoder.output_size, attention, num_heads=num_heads)
+    network = SequenceNetwork(encoder, output_size, pooling, segments)
+    steps = seq_len if seq_len is None or segment_len is None else -(-seq_len // segment_len)
+    init_weights(network, init, max_timescale=steps)
+    return network
+
+
+def build_encoder(
+    arch: str,
+    input_size: int,
+    seq_len: int | None = None,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    nonlinearity: str = "tanh",
+    num_heads: int = 4,
+    activation: str = "relu",
+    dim_feedforward: int | None = None,
+    variant: str = "nlinear",
+    moving_avg: int = 25,
+) -> nn.Module:
+    """The encoder of ``arch`` over (B, T, input_size) steps, not yet initialised; options as in
+    ``build_network``. ``mlp`` and ``linear`` read fixed windows of ``seq_len`` steps."""
     if arch in RECURRENT_ARCHS:
-        encoder: nn.Module = RecurrentEncoder(
+        return RecurrentEncoder(
             input_size,
             hidden_size,
             num_layers=num_layers,
@@ -140,20 +181,16 @@ def build_network(
             bidirectional=bidirectional,
             dropout=dropout,
         )
-        if attention is not None:
-            pooling = AttentionPooling(encoder.output_size, attention, num_heads=num_heads)
-    elif arch == "mlp":
-        if seq_len is None:
-            raise ValueError("arch='mlp' needs seq_len (the fixed window length / lookback).")
-        encoder = MLPEncoder(
+    if arch in ("mlp", "linear") and seq_len is None:
+        raise ValueError(f"arch={arch!r} needs seq_len (the fixed window length / lookback).")
+    if arch == "mlp":
+        return MLPEncoder(
             input_size, seq_len, hidden_size, num_layers, activation=activation, dropout=dropout
         )
-    elif arch == "linear":
-        if seq_len is None:
-            raise ValueError("arch='linear' needs seq_len (the fixed window length / lookback).")
-        encoder = LinearEncoder(input_size, seq_len, variant, moving_avg)
-    else:  # transformer
-        encoder = TransformerEncoderBaseline(
+    if arch == "linear":
+        return LinearEncoder(input_size, seq_len, variant, moving_avg)
+    if arch == "transformer":
+        return TransformerEncoderBaseline(
             input_size,
             d_model=hidden_size,
             num_heads=num_heads,
@@ -161,11 +198,7 @@ def build_network(
             dim_feedforward=dim_feedforward or 4 * hidden_size,
             dropout=dropout,
         )
-
-    network = SequenceNetwork(encoder, output_size, pooling, segments)
-    steps = seq_len if seq_len is None or segment_len is None else -(-seq_len // segment_len)
-    init_weights(network, init, max_timescale=steps)
-    return network
+    raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHS}.")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
