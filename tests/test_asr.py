@@ -233,3 +233,20 @@ def test_served_model_transcribes_a_posted_wav(asr_run):
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+
+
+def test_a_folder_of_recordings_with_transcripts_beside_them(recordings, compose_cfg, tmp_path):
+    folder = tmp_path / "mine"
+    for i, wav in enumerate(sorted(recordings.glob("*.wav"))):
+        speaker = folder / f"spk{i % 3}"
+        speaker.mkdir(parents=True, exist_ok=True)
+        (speaker / wav.name).write_bytes(wav.read_bytes())
+        (speaker / wav.with_suffix(".txt").name).write_text(["clip one\n", "clip two\n"][i % 2])
+    cfg = _files_cfg(compose_cfg, folder)
+    paths = RunPaths(tmp_path / "job")
+    run_prepare(cfg, paths)
+    manifest = pd.read_csv(paths.raw_dir / "manifest.csv", keep_default_na=False)
+    assert len(manifest) == 12 and manifest.groupby("speaker")["split"].nunique().max() == 1
+    (folder / "spk0" / "utt0.txt").unlink()
+    with pytest.raises(DataError, match=r"utt0\.wav has no transcript"):
+        run_prepare(cfg, paths)
