@@ -41,9 +41,11 @@ def main(cfg: DictConfig) -> float | None:
         _join_sweep(hydra_cfg, cfg)
     try:
         cfg = validate(cfg)
+        from rnnlab.optuna_search import RUN_ATTR, job_callbacks
         from rnnlab.pipeline import run_pipeline
 
-        result = run_pipeline(cfg, RunPaths(output_dir))
+        trial, callbacks = job_callbacks(hydra_cfg, cfg.task.monitor) if multirun else (None, [])
+        result = run_pipeline(cfg, RunPaths(output_dir), callbacks)
     except RnnlabError as err:
         log.error("%s", err)
         if multirun:
@@ -58,6 +60,8 @@ def main(cfg: DictConfig) -> float | None:
         return _report_failed_job(output_dir, f"{type(err).__name__}: {err}")
     if "evaluate" not in result:  # a DDP worker process
         return None
+    if trial is not None:  # the study's trials point at their MLflow runs
+        trial.set_user_attr(RUN_ATTR, result["train"]["mlflow_run_id"])
     from rnnlab.tasks import get_spec
 
     test = get_spec(cfg.task.name).model_scores(result["evaluate"])

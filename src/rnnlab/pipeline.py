@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig
@@ -9,7 +10,8 @@ from omegaconf import DictConfig
 from rnnlab.paths import RunPaths
 
 
-def run_pipeline(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+def run_pipeline(cfg: DictConfig, paths: RunPaths, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """``callbacks``: extra Lightning callbacks for training (an Optuna trial's pruning)."""
     from rnnlab.lightning import is_primary_process
     from rnnlab.stages.evaluate import run_evaluate
     from rnnlab.stages.prepare import run_prepare
@@ -18,6 +20,6 @@ def run_pipeline(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     if not is_primary_process():  # a DDP worker: rank 0 has prepared the data already
         return {"train": run_train(cfg, paths)}
     prepared = run_prepare(cfg, paths)
-    trained = run_train(cfg, paths)
+    trained = run_train(cfg, paths, callbacks)
     tested = run_evaluate(cfg, paths)
     return {"prepare": prepared, "train": trained, "evaluate": tested}

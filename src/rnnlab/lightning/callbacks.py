@@ -171,3 +171,26 @@ class EpochLine(pl.Callback):
 def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+class OptunaPruning(pl.Callback):
+    """Report the monitored validation loss to the trial each epoch; stop if the pruner says so.
+
+    Stopping (rather than raising) lets the job finish like early stopping: its best checkpoint
+    is evaluated and logged, and the sweeper marks the trial PRUNED from that attribute.
+    Works in single-process training (the trial lives in rank 0 only).
+    """
+
+    def __init__(self, trial: Any, monitor: str, pruned_attr: str) -> None:
+        self.trial, self.monitor, self.pruned_attr = trial, monitor, pruned_attr
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        score = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or score is None:
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(float(score), epoch)
+        if self.trial.should_prune():
+            print(f"Optuna pruned trial {self.trial.number} at epoch {epoch}", flush=True)
+            self.trial.set_user_attr(self.pruned_attr, epoch)
+            trainer.should_stop = True

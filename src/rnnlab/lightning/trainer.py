@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,12 @@ def build_trainer(
     monitor: str = "val/loss",
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
+    extra_callbacks: Sequence[pl.Callback] = (),
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """A Trainer writing the history and gradient flow to ``output_dir`` and checkpoints (best,
     and ``last.ckpt`` to resume from, both with optimizer state) to ``checkpoint_dir``;
-    ``resume_from``: a ``last.ckpt`` to continue from."""
+    ``resume_from``: a ``last.ckpt`` to continue from; ``extra_callbacks``: e.g. an Optuna
+    trial's pruning."""
     silence_known_noise()
     if trainer_cfg.deterministic:
         # cuBLAS needs this to honour deterministic algorithms on GPUs; harmless on CPU.
@@ -108,6 +111,7 @@ def build_trainer(
     ]
     if trainer_cfg.grad_flow_batches > 0:
         callbacks.append(GradientFlow(output_dir, trainer_cfg.grad_flow_batches))
+    callbacks.extend(extra_callbacks)
     strategy, devices, num_nodes = _processes(trainer_cfg)
     trainer = pl.Trainer(
         max_epochs=trainer_cfg.max_epochs,

@@ -11,6 +11,7 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ from rnnlab.tasks import get_task
 from rnnlab.tasks.base import Task
 
 
-def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
+def run_train(
+    cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback] = ()
+) -> dict[str, Any]:
+    """Fit, keep the best checkpoint, log the run; ``callbacks`` join the trainer's own."""
     task = get_task(cfg.task.name)
     configure_cpu(cfg.trainer)
     data = task.load_data(cfg, paths)
@@ -72,6 +76,7 @@ def run_train(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
                 cfg.task.monitor,
                 checkpoint_dir=resumable.checkpoints,
                 resume_from=resume_from,
+                extra_callbacks=callbacks,
             )
             module = task.lightning_module(model, cfg)
             started = time.perf_counter()
