@@ -79,9 +79,14 @@ def _join_sweep(hydra_cfg: DictConfig, cfg: DictConfig) -> None:
     if parent_file.exists():
         os.environ["RNNLAB_PARENT_RUN_ID"] = parent_file.read_text(encoding="utf-8").strip()
     n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs")
+    cpus = OmegaConf.select(hydra_cfg, "launcher.cpus_per_task")  # submitit: the job's cores
     # Jobs side by side each using every core oversubscribe the CPU (torch then runs many
     # times slower): give each job its share, unless trainer.num_threads says otherwise.
-    if n_jobs is not None and n_jobs != 1 and cfg.trainer.num_threads is None:
+    if cfg.trainer.num_threads is not None:
+        return
+    if cpus is not None:
+        cfg.trainer.num_threads = cpus
+    elif n_jobs is not None and n_jobs != 1:
         cores = os.cpu_count() or 1
         cfg.trainer.num_threads = 1 if n_jobs < 0 else max(1, cores // n_jobs)
 

@@ -118,7 +118,8 @@ def run_study(
         pruner=_pruner(settings.pruner, settings.n_startup_trials),
         load_if_exists=True,
     )
-    log.info("Optuna study %s in %s", settings.study_name, _without_password(study))
+    # The part after "@" only: a storage URL may carry a password.
+    log.info("Optuna study %s in %s", settings.study_name, settings.storage_url.split("@")[-1])
     returns, done = [], 0
     while done < settings.n_trials:
         trials = [study.ask(space) for _ in range(min(settings.n_jobs, settings.n_trials - done))]
@@ -173,11 +174,6 @@ def _log_best(study: Any) -> None:
         best.params,
         best.user_attrs.get(RUN_ATTR, "-"),
     )
-
-
-def _without_password(study: Any) -> str:
-    url = str(getattr(study._storage, "url", "") or getattr(study._storage, "_backend", ""))
-    return url.split("@")[-1]
 
 
 def job_callbacks(hydra_cfg: Any, monitor: str) -> tuple[Any | None, list[Any]]:
