@@ -8,6 +8,8 @@ heads (language models, seq2seq) can reuse them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from rnnlab.models.attention import AttentionPooling, lengths_to_mask
@@ -65,19 +67,12 @@ def build_network(
     output_size: int,
     seq_len: int | None = None,
     *,
-    hidden_size: int = 64,
-    num_layers: int = 1,
-    dropout: float = 0.0,
-    bidirectional: bool = False,
-    nonlinearity: str = "tanh",
     init: str = "default",
     attention: str | None = None,
-    num_heads: int = 4,
-    activation: str = "relu",
-    dim_feedforward: int | None = None,
-    variant: str = "nlinear",
-    moving_avg: int = 25,
     segment_len: int | None = None,
+    hidden_size: int = 64,
+    num_heads: int = 4,
+    **encoder_options: Any,
 ) -> SequenceNetwork:
     """Build an initialised sequence-to-vector network.
 
@@ -85,26 +80,21 @@ def build_network(
         arch: one of ``ARCHS``.
         input_size: features per time step F.
         output_size: size of the prediction (e.g. forecast horizon or number of classes).
-        seq_len: window length T; required by ``mlp`` (it flattens the window); the longest
-            lag ``init="chrono"`` prepares recurrent gates for.
-        hidden_size: recurrent hidden size / MLP width / Transformer d_model.
-        num_layers: stacked recurrent, MLP or Transformer layers.
-        dropout: between recurrent layers, after MLP blocks, inside Transformer layers.
-        bidirectional: recurrent archs only.
-        nonlinearity: ``"tanh"`` or ``"relu"``; ``rnn`` only.
+        seq_len: window length T; required by ``mlp`` and ``linear`` (fixed windows); the
+            longest lag ``init="chrono"`` prepares recurrent gates for.
         init: weight init scheme (see ``rnnlab.models.names.INIT_SCHEMES``), applied to the
             recurrent layers and every ``nn.Linear`` of the network.
         attention: ``None`` (use the last hidden state) or one of ``ATTENTION_KINDS`` to pool
             the recurrent outputs; recurrent archs only.
-        num_heads: heads for ``attention="multihead"`` and for the Transformer.
-        activation: MLP activation, one of ``"sigmoid"``, ``"tanh"``, ``"relu"``.
-        dim_feedforward: Transformer feed-forward width (default ``4 * hidden_size``).
-        variant: ``linear`` only: ``"nlinear"`` (one linear map of the window) or
-            ``"dlinear"`` (trend/seasonal decomposition, one linear map each).
-        moving_avg: ``dlinear`` only: the trend's moving-average window (odd).
         segment_len: recurrent archs and the Transformer: read the window as embedded segments
             of this many steps (SegRNN / PatchTST tokens) instead of single steps.
+        hidden_size: recurrent hidden size / MLP width / Transformer d_model / segment width.
+        num_heads: heads for ``attention="multihead"`` and for the Transformer.
+        encoder_options: the rest of the encoder's options, see ``build_encoder``.
     """
+    bidirectional = encoder_options.get("bidirectional", False)
+    nonlinearity = encoder_options.get("nonlinearity", "tanh")
+    variant = encoder_options.get("variant", "nlinear")
     # Each part checks its own options (the encoder its cell and nonlinearity, attention its
     # kind, the MLP its activation, init_weights its scheme); here only the arch, and options an
     # arch would silently ignore, which are configuration mistakes.
@@ -130,19 +120,7 @@ def build_network(
         segments = SegmentEmbedding(input_size, segment_len, hidden_size, arch != "transformer")
         input_size = hidden_size
     encoder = build_encoder(
-        arch,
-        input_size,
-        seq_len,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        bidirectional=bidirectional,
-        nonlinearity=nonlinearity,
-        num_heads=num_heads,
-        activation=activation,
-        dim_feedforward=dim_feedforward,
-        variant=variant,
-        moving_avg=moving_avg,
+        arch, input_size, seq_len, hidden_size=hidden_size, num_heads=num_heads, **encoder_options
     )
     pooling = None
     if attention is not None:
@@ -169,8 +147,16 @@ def build_encoder(
     variant: str = "nlinear",
     moving_avg: int = 25,
 ) -> nn.Module:
-    """The encoder of ``arch`` over (B, T, input_size) steps, not yet initialised; options as in
-    ``build_network``. ``mlp`` and ``linear`` read fixed windows of ``seq_len`` steps."""
+    """The encoder of ``arch`` over (B, T, input_size) steps, not yet initialised.
+
+    ``mlp`` and ``linear`` read fixed windows of ``seq_len`` steps. ``hidden_size``: recurrent
+    hidden size / MLP width / Transformer d_model; ``num_layers``: stacked layers; ``dropout``:
+    between recurrent layers, after MLP blocks, inside Transformer layers; ``bidirectional``
+    and ``nonlinearity`` (``tanh`` or ``relu``, ``rnn`` only): recurrent archs; ``num_heads``
+    and ``dim_feedforward`` (default ``4 * hidden_size``): the Transformer; ``activation``:
+    the MLP; ``variant`` (``nlinear``, or ``dlinear``: trend/seasonal decomposition) and
+    ``moving_avg`` (the trend's window): ``linear``.
+    """
     if arch in RECURRENT_ARCHS:
         return RecurrentEncoder(
             input_size,
