@@ -55,8 +55,10 @@ server-deps:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
-bench: $(STAMP)
-	python benchmarks/run_all.py
+BENCH ?=
+bench: $(STAMP)  ## the backbone benchmarks, one process each (`make bench BENCH=--quick`: smoke run)
+	set -e; for script in lightning_overhead cpu_settings pipeline parallel_sweep; do \
+	  python benchmarks/$$script.py $(BENCH); done
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -1,10 +1,11 @@
-"""Shared helpers for the benchmark scripts: machine facts, statistics, Markdown, quiet Lightning.
+"""Shared helpers for the benchmark scripts: machine facts, Markdown, options, sweeps read back.
 
 Kept free of torch/Lightning imports at module level so `--help` stays instant.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -23,30 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 
 
-def cpu_model() -> str:
-    """``Model name`` from ``lscpu`` (falls back to /proc/cpuinfo, then platform)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, Any]:
     import torch
 
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
     return {
         "niceness": os.nice(0),
-        "cpu_model": cpu_model(),
+        "cpu_model": models[0].split(":", 1)[1].strip() if models else platform.processor(),
         "cpu_cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -68,34 +53,26 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def spread(values: Sequence[float]) -> str:
-    """``min–max`` of the repeats, for the tables."""
-    return f"{min(values):.3f}–{max(values):.3f}"
-
-
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def quiet_lightning() -> None:
-    """Silence Lightning's per-run info lines and the small-dataset warnings.
+def verdict(ok: bool) -> str:
+    """A target's verdict cell: a miss stands out."""
+    return "met" if ok else "**not met**"
 
-    Import Lightning first: its ``__init__`` sets its logger to INFO.
-    """
-    import pytorch_lightning  # noqa: F401
+
+def quiet_lightning() -> None:
+    """Silence Lightning's per-run info lines and the small-dataset warnings."""
+    import pytorch_lightning  # noqa: F401  (its __init__ sets its logger to INFO: import first)
 
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="pytorch_lightning")
-
-
-def verdict(ok: bool) -> str:
-    """A target's verdict cell: a miss stands out."""
-    return "met" if ok else "**not met**"
 
 
 def write_json(path: str | Path | None, payload: Any) -> None:
@@ -121,55 +98,54 @@ def sigterm_exits() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def add_nice_option(parser: Any) -> None:
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="change this process's (and its children's) scheduling priority, e.g. -10 to "
-        "crowd out concurrent work on a shared machine (negative values need root)",
+def parser_with_common_options(doc: str) -> argparse.ArgumentParser:
+    """An argument parser with what every benchmark takes: --quick, --json and --nice."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="a seconds-long smoke run (figures not for the docs)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--nice", type=int, default=0, help="niceness increment (negative needs root)"
+    )
+    return parser
 
 
-def apply_nice(increment: int) -> int:
-    """``os.nice(increment)``; returns the niceness now in effect (unchanged if not allowed)."""
-    if increment:
+def start(args: argparse.Namespace) -> dict[str, Any]:
+    """Apply --nice, let SIGTERM clean up, and return the machine facts."""
+    if args.nice:
         try:
-            os.nice(increment)
+            os.nice(args.nice)
         except PermissionError:
-            print(f"warning: cannot apply nice {increment}; running as is", file=sys.stderr)
-    return os.nice(0)
+            print(f"warning: cannot apply nice {args.nice}; running as is", file=sys.stderr)
+    sigterm_exits()
+    return machine_info()
 
 
 def hydra_multirun(overrides: Sequence[str], scratch: Path, cwd: Path = REPO) -> float:
     """``python -m rnnlab.app -m`` into ``scratch`` (its own ``mlflow.db`` and ``multirun/``),
     one torch thread per process, no logged models; returns the wall time in seconds."""
-    command = [
-        python(),
-        "-m",
-        "rnnlab.app",
-        "-m",
-        *overrides,
-        "logger.log_model=false",
-        f"hydra.sweep.dir={scratch / 'multirun'}",
-    ]
-    env = {
-        **child_env(),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
-        "OMP_NUM_THREADS": "1",
-    }
-    print("$", " ".join(command[1:]), flush=True)
+    command = [python(), "-m", "rnnlab.app", "-m", *overrides, "logger.log_model=false"]
+    command.append(f"hydra.sweep.dir={scratch / 'multirun'}")
+    env = {**child_env(), "MLFLOW_TRACKING_URI": tracking_uri(scratch), "OMP_NUM_THREADS": "1"}
+    print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
     started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True)
+    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=sys.stderr)
     return time.perf_counter() - started
 
 
-def finished_runs(scratch: Path, experiment: str, metric: str) -> list[Any]:
-    """Finished training runs in ``scratch/mlflow.db`` that logged ``metric``, oldest first."""
+def tracking_uri(scratch: Path) -> str:
+    return f"sqlite:///{scratch / 'mlflow.db'}"
+
+
+def finished_runs(scratch: Path, experiment: str, metric: str) -> Any:
+    """The latest sweep's finished training runs in ``scratch/mlflow.db`` that logged
+    ``metric``, as ``rnnlab.report`` reads them (``param:<key>`` columns and metrics)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id]) if found else []
-    done = (r for r in runs if r.info.status == "FINISHED" and metric in r.data.metrics)
-    return sorted(done, key=lambda r: r.info.start_time)
+    from rnnlab.report import load_runs
+
+    runs, _ = load_runs(MlflowClient(tracking_uri(scratch)), experiment, "latest")
+    return runs[(runs["status"] == "FINISHED") & runs[metric].notna()].reset_index(drop=True)

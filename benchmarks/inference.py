@@ -1,20 +1,22 @@
 """Inference speed of the default forecasting LSTM: eager PyTorch, TorchScript, ONNX Runtime, HTTP.
 
-Single-sequence latency (one window (1, lookback, F), p50/p99 over ``--iterations`` calls after a
-warm-up) and batch throughput (windows per second at ``--batch``, from the median of 30 calls)
-for the network alone in each runtime, all on one CPU thread; then the same model as a served
-MLflow pyfunc (``mlflow models serve --env-manager local``): the HTTP round trip of one request
-carrying ``lookback`` rows of raw history, with JSON, schema checks, scaling and unscaling.
+Single-sequence latency (one window (1, lookback, F), p50/p99 over ``--iterations`` calls after
+a warm-up) and batch throughput (windows per second at ``--batch``, from the median of 30
+calls) for the network alone in each runtime, all on one CPU thread; then the same model as a
+served MLflow pyfunc (``mlflow models serve --env-manager local``): the HTTP round trip of one
+request carrying ``lookback`` rows of raw history, with JSON, schema checks and scaling.
 
-    python benchmarks/inference.py [--model models] [--iterations 500] [--batch 256] [--json out]
+    python benchmarks/inference.py [--model models] [--iterations 500] [--batch 256] [--quick]
 
 ``--model`` is a trained-model directory (default: the pipeline's ``models/``, the default LSTM
-after ``dvc repro``); the latencies do not depend on how well it was trained.
+after ``dvc repro``; its raw data is read from ``data/raw`` beside it); the latencies do not
+depend on how well it was trained. ``--quick`` uses an untrained quick model made here and
+skips the HTTP server.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import shutil
 import signal
@@ -23,103 +25,95 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, child_env, machine_info, machine_line, md_table, sigterm_exits, write_json
+from _common import (
+    REPO,
+    child_env,
+    machine_line,
+    md_table,
+    parser_with_common_options,
+    start,
+    write_json,
+)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def call_seconds(run: Callable[[], Any], calls: int, warmup: int) -> list[float]:
-    """Wall time of each of ``calls`` calls of ``run``, after ``warmup`` untimed ones."""
+def timings(run: Callable[[], Any], calls: int, warmup: int) -> Any:
+    """Seconds of each of ``calls`` calls of ``run``, after ``warmup`` untimed ones."""
+    import numpy as np
+
     for _ in range(warmup):
         run()
-    times = []
+    seconds = []
     for _ in range(calls):
         started = time.perf_counter()
         run()
-        times.append(time.perf_counter() - started)
-    return times
+        seconds.append(time.perf_counter() - started)
+    return np.array(seconds)
 
 
-def percentiles(run: Callable[[], Any], iterations: int, warmup: int) -> dict[str, float]:
+def latency(run: Callable[[], Any], calls: int, warmup: int = 20) -> list[float]:
     import numpy as np
 
-    ms = np.array(call_seconds(run, iterations, warmup)) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return [float(np.percentile(timings(run, calls, warmup) * 1000, p)) for p in (50, 99)]
 
 
-def throughput(run: Callable[[], Any], batch: int, calls: int = 30) -> float:
-    """Windows per second from the median batch time (robust to bursts of load on a shared
-    machine, unlike total wall time)."""
-    import numpy as np
-
-    return batch / float(np.median(call_seconds(run, calls, warmup=1)))
-
-
-def runtimes(trained: Any, scratch: Path) -> dict[str, Callable[[Any], Any]]:
-    """name -> function of a float32 numpy batch (B, T, F)."""
+def quick_model(scratch: Path) -> Path:
+    """An untrained model of the quick experiment on the default data, saved as train does."""
     import torch
 
-    from rnnlab.export import (
-        export_model,
-        load_torchscript,
-        onnx_session,
-        run_onnx,
-    )
+    from rnnlab.config import compose, validate
+    from rnnlab.model_store import save_trained
+    from rnnlab.paths import RunPaths
+    from rnnlab.stages.prepare import run_prepare
+    from rnnlab.tasks import get_task
 
-    scripted = load_torchscript(export_model(trained, "torchscript", scratch / "model.pt").path)
-    session = onnx_session(export_model(trained, "onnx", scratch / "model.onnx").path, threads=1)
-
-    def eager(x: Any) -> Any:
-        with torch.inference_mode():
-            return trained.model(torch.from_numpy(x))
-
-    def torchscript(x: Any) -> Any:
-        with torch.inference_mode():
-            return scripted(torch.from_numpy(x))
-
-    return {
-        "eager PyTorch": eager,
-        "TorchScript": torchscript,
-        "ONNX Runtime": lambda x: run_onnx(session, x),
-    }
+    cfg, paths = validate(compose(["experiment=quick"])), RunPaths(scratch / "quick")
+    run_prepare(cfg, paths)
+    task = get_task(cfg.task.name)
+    torch.manual_seed(cfg.seed)
+    meta = task.load_data(cfg, paths).meta
+    paths.model_dir.mkdir(parents=True)
+    save_trained(paths.model_dir, cfg, meta, task.build_model(cfg, meta))
+    return paths.model_dir
 
 
-def measure_network(trained: Any, scratch: Path, iterations: int, batch: int) -> list[dict]:
+def measure_network(trained: Any, scratch: Path, iterations: int, batch: int) -> list[list]:
     import numpy as np
     import torch
+
+    from rnnlab.export import export_model, load_torchscript, onnx_session, run_onnx
 
     torch.set_num_threads(1)
-    features, lookback = trained.meta["n_features"], int(trained.cfg.task.lookback)
-    rng = np.random.default_rng(0)
-    one = rng.standard_normal((1, lookback, features), dtype=np.float32)
-    many = rng.standard_normal((batch, lookback, features), dtype=np.float32)
+    scripted = load_torchscript(export_model(trained, "torchscript", scratch / "model.pt").path)
+    session = onnx_session(export_model(trained, "onnx", scratch / "model.onnx").path, threads=1)
+    shape = (int(trained.cfg.task.lookback), trained.meta["n_features"])
+    one, many = (
+        np.random.default_rng(0).standard_normal((n, *shape), np.float32) for n in (1, batch)
+    )
+    runtimes = {
+        "eager PyTorch": lambda x: trained.model(torch.from_numpy(x)),
+        "TorchScript (traced)": lambda x: scripted(torch.from_numpy(x)),
+        "ONNX Runtime": lambda x: run_onnx(session, x),
+    }
     rows = []
-    for name, run in runtimes(trained, scratch).items():
-        latency = percentiles(
-            lambda run=run: run(one), iterations, warmup=max(20, iterations // 10)
-        )
-        rate = throughput(lambda run=run: run(many), batch)
-        rows.append({"runtime": name, **latency, "windows_per_s": rate})
+    with torch.inference_mode():
+        for name, run in runtimes.items():
+            p50, p99 = latency(lambda run=run: run(one), iterations, max(20, iterations // 10))
+            rate = batch / float(np.median(timings(lambda run=run: run(many), 30, warmup=1)))
+            rows.append([name, f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}"])
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def measure_http(model_dir: Path, scratch: Path, iterations: int) -> dict[str, float]:
+def measure_served(model_dir: Path, scratch: Path, iterations: int, http: bool) -> list[list]:
     """Log the model as rnnlab's pyfunc in a scratch MLflow store, serve it, time requests."""
-    import json
-    import urllib.request
-
     import mlflow
     import pandas as pd
 
@@ -130,30 +124,31 @@ def measure_http(model_dir: Path, scratch: Path, iterations: int) -> dict[str, f
 
     uri = f"sqlite:///{scratch / 'mlflow.db'}"
     trained = load_trained(model_dir)
-    lookback = int(trained.cfg.task.lookback)
-    raw = pd.read_csv(REPO / "data" / "raw" / f"{trained.meta['dataset']}.csv")
+    raw = pd.read_csv(model_dir.parent / "data" / "raw" / f"{trained.meta['dataset']}.csv")
     columns = [*trained.meta["target_columns"], *trained.meta["covariate_columns"]]
-    history = raw[columns].interpolate().iloc[-lookback:]
+    history = raw[columns].interpolate().iloc[-int(trained.cfg.task.lookback) :]
     run_id = mlflow.MlflowClient(uri).create_run(ensure_experiment(uri, "bench")).info.run_id
     log_pyfunc(uri, run_id, model_dir, history)
-    in_process = get_task(trained.cfg.task.name)
-    local = percentiles(lambda: in_process.predict_frame(trained, history), iterations, 20)
+    task = get_task(trained.cfg.task.name)
+    in_process = latency(lambda: task.predict_frame(trained, history), iterations)
+    rows = [["pyfunc `predict` in process", *(f"{ms:.2f}" for ms in in_process)]]
+    if not http:
+        return rows
 
-    port = _free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = {**child_env(), "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
-    cmd = ["mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager", "local"]
-    cmd += ["-h", "127.0.0.1", "-p", str(port)]
+    command = ["mlflow", "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager"]
+    command += ["local", "-h", "127.0.0.1", "-p", str(port)]
     log = (scratch / "serve.log").open("w")
-    server = subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    body = json.dumps({"dataframe_split": history.to_dict(orient="split", index=False)}).encode()
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    body = json.dumps({"dataframe_split": history.to_dict(orient="split", index=False)}).encode()
+    headers = {"Content-Type": "application/json"}
 
     def request() -> None:
-        post = urllib.request.Request(
-            f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
-        )
+        post = urllib.request.Request(f"{url}/invocations", data=body, headers=headers)
         with urllib.request.urlopen(post, timeout=30) as response:
             response.read()
 
@@ -167,93 +162,48 @@ def measure_http(model_dir: Path, scratch: Path, iterations: int) -> dict[str, f
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((scratch / "serve.log").read_text()[-2000:]) from None
                 time.sleep(0.5)
-        http = percentiles(request, iterations, warmup=20)
+        trips = latency(request, iterations)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
-    return {
-        "in_process_p50_ms": local["p50_ms"],
-        "in_process_p99_ms": local["p99_ms"],
-        "http_p50_ms": http["p50_ms"],
-        "http_p99_ms": http["p99_ms"],
-        "rows": lookback,
-    }
+    return [*rows, ["HTTP round trip to `mlflow models serve`", *(f"{ms:.2f}" for ms in trips)]]
 
 
-def markdown(
-    info: dict, model: str, batch: int, iterations: int, net: list[dict], http: dict
-) -> str:
-    table = md_table(
-        [
-            "runtime",
-            "latency p50 (ms)",
-            "latency p99 (ms)",
-            f"throughput at batch {batch} (windows/s)",
-        ],
-        [
-            [r["runtime"], f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['windows_per_s']:,.0f}"]
-            for r in net
-        ],
-    )
-    text = (
-        f"{machine_line(info)}\n\nModel: {model}. Single-sequence latency over {iterations} calls "
-        f"(one thread).\n\n{table}\n"
-    )
-    if not http:  # --skip-http
-        return text
-    served = md_table(
-        ["path", "p50 (ms)", "p99 (ms)"],
-        [
-            [
-                "pyfunc `predict` in process (raw table in, forecast out)",
-                f"{http['in_process_p50_ms']:.2f}",
-                f"{http['in_process_p99_ms']:.2f}",
-            ],
-            [
-                "HTTP round trip to `mlflow models serve`",
-                f"{http['http_p50_ms']:.2f}",
-                f"{http['http_p99_ms']:.2f}",
-            ],
-        ],
-    )
-    return (
-        f"{text}\nServed model, one request with {http['rows']} rows of raw history "
-        f"({iterations} requests, client and server on the same machine):\n\n{served}\n"
-    )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = parser_with_common_options(__doc__)
     parser.add_argument("--model", type=Path, default=REPO / "models")
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
-    sigterm_exits()
+    args = parser.parse_args(argv)
+    info = start(args)
+    if args.quick:
+        args.iterations, args.batch = 20, 16
 
     from rnnlab.model_store import load_trained
 
-    info = machine_info()
     scratch = Path(tempfile.mkdtemp(prefix="rnnlab-bench-"))
     try:
-        snapshot = scratch / "model_dir"  # a concurrent `dvc repro` must not swap it mid-run
-        shutil.copytree(args.model, snapshot, ignore=shutil.ignore_patterns("*.ckpt"))
+        source = quick_model(scratch) if args.quick else args.model
+        snapshot = scratch / "snapshot" / "models"  # a concurrent `dvc repro` must not swap it
+        shutil.copytree(source, snapshot, ignore=shutil.ignore_patterns("*.ckpt"))
+        shutil.copytree(source.parent / "data" / "raw", snapshot.parent / "data" / "raw")
         trained = load_trained(snapshot)
         cfg = trained.cfg
-        model = (
-            f"{cfg.model.name} (hidden {cfg.model.hidden_size}, {cfg.model.num_layers} layers), "
-            f"lookback {cfg.task.lookback}, horizon {cfg.task.horizon}"
-        )
-        net = measure_network(trained, scratch, args.iterations, args.batch)
-        http = {} if args.skip_http else measure_http(snapshot, scratch, args.iterations)
+        model = f"{cfg.model.name} ({cfg.model.num_layers} x {cfg.model.hidden_size}), "
+        model += f"lookback {cfg.task.lookback}, horizon {cfg.task.horizon}"
+        network = measure_network(trained, scratch, args.iterations, args.batch)
+        http = not (args.skip_http or args.quick)
+        served = measure_served(snapshot, scratch, args.iterations, http)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    write_json(args.json, {"machine": info, "model": model, "network": net, "served": http})
-    print(markdown(info, model, args.batch, args.iterations, net, http))
+    print(f"{machine_line(info)}\n\nModel: {model}; {args.iterations} calls per latency.\n")
+    header = ["runtime", "latency p50 (ms)", "latency p99 (ms)"]
+    print(md_table([*header, f"throughput at batch {args.batch} (windows/s)"], network))
+    header = ["served model, one forecast from raw history", "p50 (ms)", "p99 (ms)"]
+    print("\n" + md_table(header, served))
+    write_json(args.json, {"machine": info, "model": model, "network": network, "served": served})
 
 
 if __name__ == "__main__":

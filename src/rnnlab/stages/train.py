@@ -49,7 +49,7 @@ def run_train(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = task.build_model(cfg, data.meta)
     n_params = count_parameters(model)
-    loaders = _loaders(data, cfg.trainer)
+    loaders = data_loaders(data, cfg.trainer)
     if not is_primary_process():
         return _fit_as_ddp_worker(cfg, task, model, loaders)
 
@@ -190,7 +190,7 @@ def _fit_as_ddp_worker(cfg: DictConfig, task: Task, model: Any, loaders: tuple) 
     return {}
 
 
-def _loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+def data_loaders(data: Any, trainer_cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
     # Shuffling draws from the global RNG that seed_everything seeded; an explicit
     # torch.Generator would be simpler but cannot be pickled into ddp_spawn workers.
     common = {
