@@ -107,19 +107,29 @@ def parser_with_common_options(doc: str) -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a seconds-long smoke run (figures not for the docs)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_nice_option(parser)
+    return parser
+
+
+def add_nice_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness increment (negative needs root)"
     )
-    return parser
+
+
+def apply_nice(increment: int) -> int:
+    """``os.nice(increment)``; returns the niceness now in effect (unchanged if not allowed)."""
+    if increment:
+        try:
+            os.nice(increment)
+        except PermissionError:
+            print(f"warning: cannot apply nice {increment}; running as is", file=sys.stderr)
+    return os.nice(0)
 
 
 def start(args: argparse.Namespace) -> dict[str, Any]:
     """Apply --nice, let SIGTERM clean up, and return the machine facts."""
-    if args.nice:
-        try:
-            os.nice(args.nice)
-        except PermissionError:
-            print(f"warning: cannot apply nice {args.nice}; running as is", file=sys.stderr)
+    apply_nice(args.nice)
     sigterm_exits()
     return machine_info()
 
