@@ -19,16 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.data import read_prepared_splits, write_prepared
-from rnnlab.data.audio_sets import (
-    SPLITS,
-    corpus_digest,
-    feature_pipeline,
-    fitted_features,
-    generated_manifest,
-    load_waves,
-    synth_spec,
-    user_recordings,
-)
+from rnnlab.data.audio_sets import SPLITS, corpus_digest, features_of, recordings
 from rnnlab.data.speech_synth import sentence
 from rnnlab.errors import DataError
 from rnnlab.paths import RunPaths
@@ -61,17 +52,12 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             f"data.alphabet={data.alphabet!r} must list distinct characters, without {BLANK!r} "
             "(the CTC blank)."
         )
-    pipeline = feature_pipeline(data)
-    if data.source == "synth":
-        manifest = generated_manifest(
-            paths.raw_dir, synth_spec(data, "asr_sentences"), sentence, TEXT
-        )
-    else:
-        manifest = user_recordings(data, paths.root, TEXT)
+    generated = "asr_sentences" if data.source == "synth" else None
+    manifest = recordings(data, paths, TEXT, generated, sentence)
+    if generated is None:
         manifest[TEXT] = manifest[TEXT].map(normalise_transcript)
     check_alphabet(manifest[TEXT], manifest["path"], data.alphabet)
-    waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
-    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    pipeline, waves, features = features_of(manifest, paths.raw_dir, data)
     alphabet = [BLANK, *data.alphabet]
     lookup = {c: i for i, c in enumerate(alphabet)}
     is_split = {s: manifest["split"].to_numpy() == s for s in SPLITS}

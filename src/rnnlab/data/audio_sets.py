@@ -26,6 +26,7 @@ from rnnlab.data.sources import read_csv, resolve_user_path
 from rnnlab.data.speech_synth import SynthJob, add_noise, speakers_by_split, synthesize_files
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, read_json, write_json
+from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
 MANIFEST, CORPUS_SPEC = "manifest.csv", "corpus.json"
@@ -88,6 +89,31 @@ def generated_manifest(
 
 
 # --- your recordings ----------------------------------------------------------------------
+
+
+def recordings(
+    data: Any,
+    paths: RunPaths,
+    column: str,
+    generated: str | None,
+    make_text: Callable[[np.random.Generator], str],
+) -> pd.DataFrame:
+    """The manifest with splits: speech generated as corpus ``generated`` (``synth_spec``),
+    cached in ``data/raw``, or, with ``generated=None``, your recordings."""
+    if generated is None:
+        return user_recordings(data, paths.root, column)
+    return generated_manifest(paths.raw_dir, synth_spec(data, generated), make_text, column)
+
+
+def features_of(
+    manifest: pd.DataFrame, raw_dir: Path, data: Any
+) -> tuple[FeaturePipeline, list[np.ndarray], list[np.ndarray]]:
+    """The fitted feature pipeline, every recording decoded (and checked), and its normalised
+    features; the normaliser sees the training split only."""
+    pipeline = feature_pipeline(data)
+    waves = load_waves(manifest, raw_dir, pipeline)
+    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    return pipeline, waves, features
 
 
 def user_recordings(data: Any, root: Path, text_column: str) -> pd.DataFrame:

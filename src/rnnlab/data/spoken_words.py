@@ -15,16 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from rnnlab.data.audio_sets import (
-    SPLITS,
-    corpus_digest,
-    feature_pipeline,
-    fitted_features,
-    generated_manifest,
-    load_waves,
-    synth_spec,
-    user_recordings,
-)
+from rnnlab.data.audio_sets import SPLITS, corpus_digest, features_of, recordings
 from rnnlab.data.classify import _check_labels_known, sorted_classes
 from rnnlab.data.preprocessing import pad
 from rnnlab.data.speech_synth import COMMAND_WORDS, DIGITS
@@ -40,15 +31,10 @@ def prepare_audio(
     """Arrays per split, metadata and the raw files to keep (your manifest; none for the
     generated words, cached in ``data/raw`` as they are made).
     A validation or test label that training never saw is refused."""
-    pipeline = feature_pipeline(data)
-    if data.source == "spoken_words":
-        spec = synth_spec(data, "spoken_words")
-        words = itertools.cycle(WORDS)  # every class equally often in every split
-        manifest = generated_manifest(paths.raw_dir, spec, lambda _rng: next(words), LABEL)
-    else:
-        manifest = user_recordings(data, paths.root, LABEL)
-    waves = load_waves(manifest, paths.raw_dir, pipeline)  # checks every file
-    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    generated = "spoken_words" if data.source == "spoken_words" else None
+    words = itertools.cycle(WORDS)  # every class equally often in every split
+    manifest = recordings(data, paths, LABEL, generated, lambda _rng: next(words))
+    pipeline, _, features = features_of(manifest, paths.raw_dir, data)
     is_split = {s: manifest["split"].to_numpy() == s for s in SPLITS}
     classes = sorted_classes(list(manifest.loc[is_split["train"], LABEL].astype(str)))
     lookup = {c: i for i, c in enumerate(classes)}
