@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-slow lint format params lock ui server server-deps bench clean
+.PHONY: install run test test-slow test-reliability reliability-report lint format params lock ui server server-deps bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(STAMP)  ## the default (fast) test suite
 
 test-slow: $(STAMP) server-deps  ## the slow end-to-end tests (some start a PostgreSQL server)
 	python -m pytest -m slow
+
+test-reliability: $(STAMP)  ## bad inputs, kill -9 and resume, signals, concurrent starts, model server (all also in test-slow)
+	python -m pytest -m reliability
+
+reliability-report: $(STAMP)  ## re-run the bad-input matrix and rewrite its table in docs/reliability.md
+	RNNLAB_RELIABILITY_REPORT=docs/reliability.md python -m pytest -m reliability tests/test_reliability.py
 
 lint: $(STAMP)
 	ruff check src tests benchmarks
