@@ -8,8 +8,10 @@ stage's ``data_loaders``, ``task.lightning_module`` and ``build_trainer``, logge
 Throughput is training windows per second over the training part of each epoch (validation is
 timed separately), after one warm-up epoch. Each (model, setting) runs ``--repeats`` times,
 round-robin; the best run is reported with the median beside it, and the final losses of the
-four settings are compared. ``--threads-study`` adds 1 vs 2 torch threads, idle and with one
-core busy. ``--quick`` runs the four settings once each, in this process, on a small model.
+four settings are compared. ``--threads-study`` adds torch threads: 1, one per core and an
+automatic choice (the idle cores at start), idle and with one core busy, with each run's
+CPU-seconds and final losses (how ``trainer.num_threads: 1`` was chosen). ``--quick`` runs
+the four settings once each, in this process, on a small model.
 
     python benchmarks/cpu_settings.py [--models lstm gru rnn] [--epochs 4] [--repeats 3]
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,14 @@ from _common import (
 
 COMBOS = list(itertools.product((False, True), (False, True)))  # (flush_denormal, mkldnn)
 TORCH_DEFAULT = (False, True)  # what torch does when nobody touches the switches
+
+
+AUTO = -1  # threads: the cores not busy when the run starts
+
+
+def auto_threads() -> int:
+    """The automatic choice measured: cores minus the 1-minute load average, at least 1."""
+    return max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
 
 
 def label(combo: tuple[bool, bool]) -> str:
@@ -70,7 +82,7 @@ def train_once(spec: dict[str, Any]) -> dict[str, Any]:
     task = get_task(cfg.task.name)
     configure_cpu(cfg.trainer)
     if spec["threads"]:
-        torch.set_num_threads(spec["threads"])
+        torch.set_num_threads(auto_threads() if spec["threads"] == AUTO else spec["threads"])
     # The switches took effect: oneDNN's flag, and a denormal operand reads 0 when flushed.
     applied = (float(torch.tensor([1e-39]) * 1.0) == 0.0, bool(torch.backends.mkldnn.enabled))
     data = task.load_data(cfg, RunPaths(Path(spec["data_root"])))
@@ -101,6 +113,8 @@ def train_once(spec: dict[str, Any]) -> dict[str, Any]:
         "windows_per_s": len(data.train) / median(train_s[1:]),
         "val_s_per_epoch": median(val_s[1:]),
         "losses": [float(trainer.callback_metrics[k]) for k in ("train/loss", "val/loss")],
+        "threads": torch.get_num_threads(),
+        "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
     }
 
 
@@ -142,30 +156,43 @@ def measure(args: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def threads_study(args: Any, spec: dict[str, Any]) -> list[list[Any]]:
-    """The default LSTM with 1 vs 2 torch threads, idle and beside a busy process (what a
-    parallel sweep, a second `dvc repro` or a test run does to a training on 2 cores)."""
+    """The default LSTM with 1 thread, one per core and ``auto_threads``, idle and beside a busy
+    process (what a parallel sweep, a second `dvc repro` or a test run does to a training)."""
+    cores = os.cpu_count() or 1
     rows = []
     for load in ("idle", "one busy core"):
         busy = subprocess.Popen([python(), "-c", "while True: pass"]) if load != "idle" else None
         try:
-            for threads in (1, 2):
-                rates = []
+            for name, threads in (("1", 1), (f"all cores ({cores})", cores), ("auto", AUTO)):
+                runs = []
                 for _ in range(args.repeats):
                     run = {**spec, "model": "lstm", "epochs": args.threads_epochs}
                     run.update(combo=(True, True), threads=threads)
                     try:
-                        rates.append(run_one(run, False, args.timeout)["windows_per_s"])
+                        runs.append(run_one(run, False, args.timeout))
                     except subprocess.TimeoutExpired:
-                        rates.append(0.0)
-                best = max(rates)
-                shown = ", ".join(f"{r:.0f}" if r else "timeout" for r in rates)
-                rows.append([threads, load, f"{best:.0f}", shown, best])
+                        runs.append(None)
+                done = [r for r in runs if r]
+                best = max(done, key=lambda r: r["windows_per_s"]) if done else None
+                rates = ", ".join(f"{r['windows_per_s']:.0f}" if r else "timeout" for r in runs)
+                rows.append(
+                    [
+                        name,
+                        ", ".join(sorted({str(r["threads"]) for r in done})) or "—",
+                        load,
+                        f"{best['windows_per_s']:.0f}"
+                        if best
+                        else f"timeout ({args.timeout:.0f} s)",
+                        rates,
+                        f"{best['cpu_s']:.0f}" if best else "—",
+                        ", ".join(sorted({f"{r['losses'][1]:.6f}" for r in done})) or "—",
+                    ]
+                )
         finally:
             if busy is not None:
                 busy.kill()
                 busy.wait()
-    two_idle = rows[1][-1]
-    return [[*row[:-1], f"{row[-1] / two_idle:.2f}x"] for row in rows]
+    return rows
 
 
 def to_markdown(results: dict[str, Any], threads: list | None, args: Any) -> str:
@@ -202,9 +229,9 @@ def to_markdown(results: dict[str, Any], threads: list | None, args: Any) -> str
     text += md_table(header, rows)
     text += "\n\n" + "\n".join(notes)
     if threads:
-        header = ["torch threads", "other load", "train windows/s, best", "all repeats"]
+        header = ["torch threads", "used", "other load", "train windows/s, best", "all repeats"]
         text += "\n\nTorch threads (LSTM, rnnlab's default switches):\n\n"
-        text += md_table([*header, "vs 2 threads idle"], threads)
+        text += md_table([*header, "CPU-s (best run)", "final val loss"], threads)
     return text
 
 
@@ -214,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs (plus 1 warm-up)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per setting")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
-    parser.add_argument("--threads-study", action="store_true", help="1 vs 2 threads, LSTM")
+    parser.add_argument("--threads-study", action="store_true", help="1 / all / auto threads, LSTM")
     parser.add_argument("--threads-epochs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300, help="s per threads-study run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

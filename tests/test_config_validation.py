@@ -112,7 +112,7 @@ def test_num_threads_is_validated_and_applied(compose_cfg):
         configure_cpu(compose_cfg(["trainer.num_threads=1"]).trainer)
         assert torch.get_num_threads() == 1
         torch.set_num_threads(3)
-        configure_cpu(compose_cfg([]).trainer)  # null leaves torch's choice alone
+        configure_cpu(compose_cfg(["trainer.num_threads=null"]).trainer)  # torch's choice
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)

@@ -135,7 +135,13 @@ def _sweep(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_parallel_sweep_keeps_every_run_and_survives_a_failing_job(tmp_path: Path) -> None:
     # On a fresh database: 3 good jobs and one that crashes inside torch (16 % 3 != 0).
-    done = _sweep(tmp_path, "++model.num_heads=3", "model=rnn,lstm,gru,transformer")
+    # trainer.num_threads=null: one per core, shared out between the parallel jobs
+    done = _sweep(
+        tmp_path,
+        "++model.num_heads=3",
+        "trainer.num_threads=null",
+        "model=rnn,lstm,gru,transformer",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 sweep job(s) failed" in done.stdout + done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -294,7 +294,7 @@ class TrainerConfig:
     flush_denormal: bool = True
     mkldnn: bool = True
     keep_freed_memory: bool = True  # glibc keeps freed buffers instead of re-faulting them
-    num_threads: int | None = at_least(None, 1)  # torch CPU threads; null: torch's default
+    num_threads: int | None = at_least(1, 1)  # torch CPU threads; null: one per core
     limit_train_batches: float = 1.0
     # Wall-clock budget for fitting (Lightning's max_time): "DD:HH:MM:SS", a dict such as
     # {minutes: 10}, or seconds; null: none. The best checkpoint so far is then evaluated.
