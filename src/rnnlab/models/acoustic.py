@@ -18,7 +18,7 @@ from rnnlab.models.attention import lengths_to_mask
 from rnnlab.models.baselines import TransformerEncoderBaseline
 from rnnlab.models.encoders import RecurrentEncoder, State
 from rnnlab.models.init import init_weights
-from rnnlab.models.names import RECURRENT_ARCHS
+from rnnlab.models.names import ACOUSTIC_ARCHS
 from rnnlab.models.networks import build_encoder
 
 
@@ -37,8 +37,10 @@ class AcousticModel(nn.Module):
         """``encoder_options``: ``hidden_size``, ``num_layers``, ... as in ``build_encoder``;
         the ``mlp`` sees each frame with ``context`` frames either side."""
         super().__init__()
-        if arch not in (*RECURRENT_ARCHS, "mlp", "transformer"):
-            raise ValueError(f"Unknown arch {arch!r} for an acoustic model.")
+        if arch not in ACOUSTIC_ARCHS:
+            raise ValueError(
+                f"Unknown arch {arch!r} for an acoustic model; choose one of {ACOUSTIC_ARCHS}."
+            )
         self.arch, self.subsample, self.context = arch, subsample, context
         stacked = n_features * subsample
         self.encoder = build_encoder(arch, stacked, 2 * context + 1, **encoder_options)

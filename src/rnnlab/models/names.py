@@ -10,6 +10,7 @@ RECURRENT_ARCHS: tuple[str, ...] = ("rnn", "lstm", "gru")  # also the recurrent 
 ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer", "linear")
 SEGMENT_ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "transformer")  # can read segment tokens
 LINEAR_VARIANTS: tuple[str, ...] = ("nlinear", "dlinear")  # arch=linear only
+ACOUSTIC_ARCHS: tuple[str, ...] = (*RECURRENT_ARCHS, "mlp", "transformer")  # an output per frame
 NONLINEARITIES: tuple[str, ...] = ("tanh", "relu")  # arch=rnn only
 INIT_SCHEMES: tuple[str, ...] = ("default", "xavier", "orthogonal", "chrono", "identity")
 ATTENTION_KINDS: tuple[str, ...] = ("additive", "dot", "multihead")  # pooling an encoder

@@ -24,14 +24,13 @@ from rnnlab.data.preprocessing import pad
 from rnnlab.errors import ConfigError
 from rnnlab.model_store import TrainedModel
 from rnnlab.models.acoustic import AcousticModel
-from rnnlab.models.names import RECURRENT_ARCHS
+from rnnlab.models.names import ACOUSTIC_ARCHS
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
 from rnnlab.tasks.inference import predict_batches
 
 FIGURE_UTTERANCES = 3
-ACOUSTIC_ARCHS = (*RECURRENT_ARCHS, "mlp", "transformer")
 ACOUSTIC_OPTIONS = (
     "hidden_size", "num_layers", "dropout", "bidirectional", "nonlinearity", "init",
     "num_heads", "activation", "dim_feedforward",
