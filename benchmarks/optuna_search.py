@@ -53,7 +53,7 @@ def run_grid(common: list[str], quick: bool) -> dict[str, Any]:
         root = Path(scratch)
         overrides = ["hparams_search=forecast_grid", *common, *(QUICK_GRID if quick else [])]
         seconds = hydra_multirun(overrides, root, cwd=root)
-        losses = [r.data.metrics[METRIC] for r in finished_runs(root, "rnnlab-forecast", METRIC)]
+        losses = list(finished_runs(root, "rnnlab-forecast", METRIC)[METRIC])
     return {"seconds": round(seconds, 1), "trials": len(losses), "best": min(losses)}
 
 
