@@ -113,7 +113,7 @@ def test_served_champion_answers_like_in_process_prediction(served):
         (lambda h: h.rename(columns={"co2": "ppm"}), "missing inputs ['co2']"),
         (lambda h: h.iloc[-10:], "needs the last 52 (task.lookback) rows"),
         (lambda h: h.astype(str).assign(co2="high"), "Failed to convert column co2"),
-        (lambda h: h.assign(co2=np.nan), "must be numbers with no missing values"),
+        (lambda h: h.assign(co2=np.nan), "Input column `co2` row 0 is empty"),
     ],
     ids=["wrong-columns", "short-history", "wrong-dtype", "missing-values"],
 )
@@ -122,3 +122,53 @@ def test_malformed_requests_get_400_with_the_reason(served, change, message):
     assert status == 400, body
     assert message in body["message"]
     assert "Traceback" not in json.dumps(body) and "stack_trace" not in body
+
+
+def post_raw(url: str, data: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _bad_bodies(history: pd.DataFrame) -> dict[str, bytes]:
+    def frame(h: pd.DataFrame) -> bytes:
+        return json.dumps(frame_body(h)).encode()  # NaN and Infinity as JSON's extensions
+
+    def with_value(value: float) -> bytes:
+        changed = history.copy()
+        changed.iloc[-5, 0] = value
+        return frame(changed)
+
+    return {
+        "malformed JSON": b'{"dataframe_split": {"columns": ["co2"], "data": [[1.0], ',
+        "not a JSON object": b"[1, 2, 3]",
+        "wrong columns": frame(history.rename(columns={"co2": "ppm"})),
+        "NaN": with_value(float("nan")),
+        "inf": with_value(float("inf")),
+        "-inf": with_value(float("-inf")),
+        "1e308": with_value(1e308),
+        "10 MB of garbage": b"x" * 10_000_000,
+    }
+
+
+@pytest.mark.reliability
+def test_server_answers_every_bad_request_with_4xx_and_stays_up(served):
+    history = _history(served["paths"])
+    bodies = _bad_bodies(history)
+    for name, body in bodies.items():
+        status, answer = post_raw(served["url"], body)
+        assert 400 <= status < 500, (name, status, answer)
+        assert answer.get("message"), (name, answer)
+    # 1,000 bad requests in a bounded loop: each refused, none of them takes the server down.
+    deadline = time.monotonic() + 600
+    cycle = [bodies[k] for k in ("malformed JSON", "wrong columns", "inf", "1e308")]
+    for i in range(1000):
+        assert time.monotonic() < deadline, f"only {i} requests in 600 s"
+        status, answer = post_raw(served["url"], cycle[i % len(cycle)])
+        assert 400 <= status < 500 and answer.get("message"), (i, status, answer)
+    status, answer = post(served["url"], frame_body(history))
+    assert status == 200, answer
+    assert len(answer["predictions"]) == 8
