@@ -40,8 +40,11 @@ register(
         metrics=(
             Metric("mase"),
             Metric("mae"),
+            Metric("mse"),
             Metric("rmse"),
             Metric("smape"),
+            Metric("mse_z"),  # on the scaled series: the long-horizon literature's figures
+            Metric("mae_z"),
             Metric("skill_vs_seasonal_naive", **HIGHER),
         ),
     )
