@@ -310,11 +310,14 @@ def make_windows(
     return values[offsets_in], values[offsets_out][:, :, target_idx]
 
 
-def pad(sequences: list[np.ndarray], dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad arrays (T_i, ...) with zeros, which is also ``<pad>``'s token id:
-    (N, T_max, ...) of ``dtype`` and lengths (N,) int64."""
+def pad(
+    sequences: list[np.ndarray], dtype: type = np.float32, length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad arrays (T_i, ...) with zeros, which is also ``<pad>``'s token id, to ``length``
+    steps (default: the longest): (N, length, ...) of ``dtype`` and lengths (N,) int64."""
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    out = np.zeros((len(sequences), int(lengths.max()), *np.shape(sequences[0])[1:]), dtype=dtype)
+    steps = int(lengths.max()) if length is None else length
+    out = np.zeros((len(sequences), steps, *np.shape(sequences[0])[1:]), dtype=dtype)
     for i, s in enumerate(sequences):
         out[i, : len(s)] = s
     return out, lengths

@@ -57,15 +57,13 @@ class UtteranceDataset(Dataset):
         if self.augment:
             rng = np.random.default_rng(int(torch.randint(2**31, ())))
             frames = spec_augment(frames, rng, **self.augment)
-        x = np.zeros((self.max_frames, frames.shape[1]), np.float32)
-        x[: len(frames)] = frames
-        y = np.zeros(self.max_target, np.int64)
-        y[: len(target)] = target
+        (x,), length = pad([frames], np.float32, self.max_frames)
+        (y,), target_length = pad([target], np.int64, self.max_target)
         return {
             "x": torch.from_numpy(x),
-            "lengths": torch.tensor(len(frames)),
+            "lengths": torch.from_numpy(length)[0],
             "y": torch.from_numpy(y),
-            "target_lengths": torch.tensor(len(target)),
+            "target_lengths": torch.from_numpy(target_length)[0],
         }
 
 
