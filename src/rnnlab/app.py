@@ -45,7 +45,12 @@ def main(cfg: DictConfig) -> float | None:
         from rnnlab.pipeline import run_pipeline
 
         trial, callbacks = job_callbacks(hydra_cfg, cfg.task.monitor) if multirun else (None, [])
-        result = run_pipeline(cfg, RunPaths(output_dir), callbacks)
+        paths = RunPaths(output_dir)
+        if multirun:  # jobs with the same data settings share one prepared copy
+            from rnnlab.data.cache import shared_paths
+
+            paths = shared_paths(cfg, output_dir, Path(hydra_cfg.sweep.dir))
+        result = run_pipeline(cfg, paths, callbacks)
     except RnnlabError as err:
         log.error("%s", err)
         if multirun:

@@ -35,14 +35,17 @@ class RunPaths:
     """
 
     root: Path
+    # Where data/raw and data/prepared live if not under root: a sweep's shared prepared copy
+    # (rnnlab.data.cache), the same for every job with the same data settings.
+    data_root: Path | None = None
 
     @property
     def raw_dir(self) -> Path:
-        return self.root / "data" / "raw"
+        return (self.data_root or self.root) / "data" / "raw"
 
     @property
     def prepared_dir(self) -> Path:
-        return self.root / "data" / "prepared"
+        return (self.data_root or self.root) / "data" / "prepared"
 
     @property
     def model_dir(self) -> Path:

@@ -19,7 +19,12 @@ def run_pipeline(cfg: DictConfig, paths: RunPaths, callbacks: Sequence[Any] = ()
 
     if not is_primary_process():  # a DDP worker: rank 0 has prepared the data already
         return {"train": run_train(cfg, paths)}
-    prepared = run_prepare(cfg, paths)
+    if paths.data_root is not None:  # a sweep job: the data may be prepared already
+        from rnnlab.data.cache import prepare_once
+
+        prepared = prepare_once(cfg, paths)
+    else:
+        prepared = run_prepare(cfg, paths)
     trained = run_train(cfg, paths, callbacks)
     tested = run_evaluate(cfg, paths)
     return {"prepare": prepared, "train": trained, "evaluate": tested}
