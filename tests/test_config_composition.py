@@ -36,16 +36,22 @@ def test_dump_params_is_valid_and_resolved():
 
 
 def _assert_file_values_applied(group: str, option: str, cfg) -> None:
-    """Each literal value set in conf/<group>/<option>.yaml shows up in the composed config."""
+    """Each literal value set in conf/<group>/<option>.yaml shows up in the composed config,
+    and so does each preset a global-packaged file sets for other sections (task/lm.yaml)."""
     own = OmegaConf.to_container(config.group_file_values(group, option, CONF), resolve=False)
     assert own, f"conf/{group}/{option}.yaml sets nothing"
-    for key, value in own.items():
-        if isinstance(value, str) and "${" in value:
-            continue
-        composed = cfg[group][key]
-        if OmegaConf.is_config(composed):
-            composed = OmegaConf.to_container(composed)
-        assert composed == value, f"{group}.{key}"
+    presets = config.group_presets(group, option, CONF)
+    sections = {group: own, **OmegaConf.to_container(OmegaConf.create(presets))}
+    for section, values in sections.items():
+        for key, value in values.items():
+            if isinstance(value, str) and "${" in value:
+                continue
+            composed = cfg[section][key]
+            if OmegaConf.is_config(composed):
+                composed = OmegaConf.to_container(composed)
+                if isinstance(value, dict):  # presets set some keys of a nested section
+                    composed = {k: composed[k] for k in value}
+            assert composed == value, f"{section}.{key}"
 
 
 @pytest.mark.parametrize("option", group_options("model"))

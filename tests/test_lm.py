@@ -104,7 +104,9 @@ def test_weight_tying_shares_one_tensor_and_needs_matching_sizes(compose_cfg) ->
     n_tied = sum(p.numel() for p in tied.parameters())
     untied = RecurrentLanguageModel(30, 16, 16)
     assert sum(p.numel() for p in untied.parameters()) - n_tied == 30 * 16
-    cfg = compose_cfg(["task=lm", "data=pydoc_topics", "task.tie_weights=true", "model=gru"])
+    cfg = compose_cfg(
+        ["task=lm", "data=pydoc_topics", "task.tie_weights=true", "task.embedding_dim=256"]
+    )
     built = get_task("lm").build_model(cfg, {"vocab_size": 30})
     assert built.output.weight is built.embedding.weight
     cfg = compose_cfg(

@@ -264,7 +264,8 @@ def test_leaderboard_has_the_companion_metric_baselines_as_rows_and_a_telling_ax
             "gru-h128-lr1e-3-co2",
         ),
         (["experiment=quick", "seed=3", "trainer.num_threads=1"], "segrnn-h16-ep2-seed3-co2"),
-        (["task=lm", "data=pydoc_topics", "task.bptt=100"], "lstm-bptt100-pydoc_topics"),
+        (["task=lm", "data=pydoc_topics", "task.bptt=64"], "lstm-bptt64-pydoc_topics"),
+        (["task=lm", "data=pydoc_topics", "model.hidden_size=64"], "lstm-h64-pydoc_topics"),
     ],
 )
 def test_run_names_carry_what_differs_from_the_defaults(compose_cfg, overrides, name) -> None:

@@ -84,7 +84,7 @@ class ForecastDataConfig:
 @dataclass
 class LMTaskConfig:
     name: str = "lm"
-    bptt: int = at_least(64, 2)  # truncated-BPTT window: steps between state detaches
+    bptt: int = at_least(100, 2)  # truncated-BPTT window: steps between state detaches
     embedding_dim: int = at_least(64, 1)
     tie_weights: bool = False  # share embedding and output matrix (embedding_dim == hidden)
     sample_length: int = at_least(200, 1)
@@ -451,10 +451,23 @@ def _check_fields(node: DictConfig, dataclass_type: type, prefix: str) -> None:
 def group_file_values(group: str, option: str, config_dir: Path = CONF_DIR) -> DictConfig:
     """The values ``conf/<group>/<option>.yaml`` sets itself: without its defaults list, and
     unwrapped when the file is in the global package (``task/forecast.yaml`` also chooses the
-    default model, so its own keys sit under ``task:``)."""
+    default model, ``task/lm.yaml`` presets model and trainer keys, so their own keys sit under
+    ``task:``)."""
+    own = _conf_file(group, option, config_dir)
+    return own.get(group, own)
+
+
+def group_presets(group: str, option: str, config_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """The other sections a global-packaged ``conf/<group>/<option>.yaml`` presets, e.g.
+    ``{"model": {...}, "trainer": {...}}`` for ``task/lm.yaml``; empty for ordinary files."""
+    own = _conf_file(group, option, config_dir)
+    return {key: value for key, value in own.items() if key != group} if group in own else {}
+
+
+def _conf_file(group: str, option: str, config_dir: Path) -> DictConfig:
     own = OmegaConf.load(config_dir / group / f"{option}.yaml")
     own.pop("defaults", None)
-    return own[group] if list(own) == [group] else own
+    return own
 
 
 def load_params(path: Path | str = "params.yaml") -> DictConfig:

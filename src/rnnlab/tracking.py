@@ -152,14 +152,22 @@ NOT_IN_NAMES = (
 
 def run_name(cfg: DictConfig, conf_dir: Path | None = None) -> str:
     """``<model>-<what differs from the defaults>-<data>``, e.g. ``gru-h128-lr1e-3-co2``: the
-    settings that differ from ``conf/model/<model>.yaml``, ``conf/task/<task>.yaml``,
-    ``conf/data/<data>.yaml`` and ``conf/trainer/default.yaml`` (over the schema defaults), so
-    runs can be told apart in the MLflow list."""
+    settings that differ from ``conf/model/<model>.yaml``, ``conf/task/<task>.yaml`` (with its
+    presets for model and trainer), ``conf/data/<data>.yaml`` and ``conf/trainer/default.yaml``,
+    over the schema defaults, so runs can be told apart in the MLflow list."""
     from omegaconf import OmegaConf
 
-    from rnnlab.config import CONF_DIR, Config, ModelConfig, TrainerConfig, group_file_values
+    from rnnlab.config import (
+        CONF_DIR,
+        Config,
+        ModelConfig,
+        TrainerConfig,
+        group_file_values,
+        group_presets,
+    )
     from rnnlab.tasks import get_spec
 
+    conf_dir = conf_dir or CONF_DIR
     spec = get_spec(cfg.task.name)
     sections = {
         "model": (ModelConfig, cfg.model.name),
@@ -167,12 +175,19 @@ def run_name(cfg: DictConfig, conf_dir: Path | None = None) -> str:
         "data": (spec.data_schema, cfg.data.name),
         "trainer": (TrainerConfig, "default"),
     }
+    has_task_file = (conf_dir / "task" / f"{cfg.task.name}.yaml").exists()
+    presets = group_presets("task", cfg.task.name, conf_dir) if has_task_file else {}
     parts = []
     for section, (schema, option) in sections.items():
-        if not ((conf_dir or CONF_DIR) / section / f"{option}.yaml").exists():
+        if not (conf_dir / section / f"{option}.yaml").exists():
             continue
-        own = group_file_values(section, option, conf_dir or CONF_DIR)
-        defaults = _leaves(OmegaConf.merge(OmegaConf.structured(schema), own), section)
+        own = group_file_values(section, option, conf_dir)
+        layers = [
+            OmegaConf.structured(schema),
+            own,
+            *([presets[section]] if section in presets else []),
+        ]
+        defaults = _leaves(OmegaConf.merge(*layers), section)
         for key, value in _leaves(cfg[section], section).items():
             if key in NOT_IN_NAMES or key not in defaults or value == defaults[key]:
                 continue
