@@ -175,19 +175,13 @@ def threads_study(args: Any, spec: dict[str, Any]) -> list[list[Any]]:
                 done = [r for r in runs if r]
                 best = max(done, key=lambda r: r["windows_per_s"]) if done else None
                 rates = ", ".join(f"{r['windows_per_s']:.0f}" if r else "timeout" for r in runs)
-                rows.append(
-                    [
-                        name,
-                        ", ".join(sorted({str(r["threads"]) for r in done})) or "—",
-                        load,
-                        f"{best['windows_per_s']:.0f}"
-                        if best
-                        else f"timeout ({args.timeout:.0f} s)",
-                        rates,
-                        f"{best['cpu_s']:.0f}" if best else "—",
-                        ", ".join(sorted({f"{r['losses'][1]:.6f}" for r in done})) or "—",
-                    ]
+                used = ", ".join(sorted({str(r["threads"]) for r in done})) or "—"
+                best_rate = (
+                    f"{best['windows_per_s']:.0f}" if best else f"timeout ({args.timeout} s)"
                 )
+                cpu_s = f"{best['cpu_s']:.0f}" if best else "—"
+                losses = ", ".join(sorted({f"{r['losses'][1]:.6f}" for r in done})) or "—"
+                rows.append([name, used, load, best_rate, rates, cpu_s, losses])
         finally:
             if busy is not None:
                 busy.kill()
@@ -200,20 +194,14 @@ def to_markdown(results: dict[str, Any], threads: list | None, args: Any) -> str
     for model, settings in results.items():
         ref = settings[label(TORCH_DEFAULT)]
         for name, s in settings.items():
-            train, val = s["losses"]
-            change = max(
-                abs(a - b) / abs(b) for a, b in zip(s["losses"], ref["losses"], strict=True)
-            )
+            pairs = zip(s["losses"], ref["losses"], strict=True)
+            change = max(abs(a - b) / abs(b) for a, b in pairs)
+            rate = f"{s['windows_per_s']:.0f} ({s['median']:.0f})"
+            speedup = f"{s['windows_per_s'] / ref['windows_per_s']:.2f}x"
+            losses = " / ".join(f"{loss:.6g}" for loss in s["losses"])
+            change_text = "none" if change == 0 else f"{change:.1e}"
             rows.append(
-                [
-                    model,
-                    name,
-                    f"{s['windows_per_s']:.0f} ({s['median']:.0f})",
-                    f"{s['windows_per_s'] / ref['windows_per_s']:.2f}x",
-                    f"{s['val_s_per_epoch']:.3f}",
-                    f"{train:.6g} / {val:.6g}",
-                    "none" if change == 0 else f"{change:.1e}",
-                ]
+                [model, name, rate, speedup, f"{s['val_s_per_epoch']:.3f}", losses, change_text]
             )
         same = len({tuple(s["losses"]) for s in settings.values()}) == 1
         repeatable = all(s["repeatable"] for s in settings.values())
@@ -224,10 +212,9 @@ def to_markdown(results: dict[str, Any], threads: list | None, args: Any) -> str
             f"switches verified in the worker: {'yes' if applied else 'NO'}."
         )
     header = ["model", "setting", "train windows/s, best (median)", "vs torch's default"]
-    text = f"Best of {args.repeats} round-robin repeats, {args.epochs} timed epochs.\n\n"
     header += ["val s/epoch", "final train / val loss", "loss change vs torch's default"]
-    text += md_table(header, rows)
-    text += "\n\n" + "\n".join(notes)
+    text = f"Best of {args.repeats} round-robin repeats, {args.epochs} timed epochs.\n\n"
+    text += md_table(header, rows) + "\n\n" + "\n".join(notes)
     if threads:
         header = ["torch threads", "used", "other load", "train windows/s, best", "all repeats"]
         text += "\n\nTorch threads (LSTM, rnnlab's default switches):\n\n"

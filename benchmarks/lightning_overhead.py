@@ -108,35 +108,31 @@ def run_bare(ctx: Setup) -> dict[str, Any]:
     def forward(batch: dict[str, Any]) -> Any:  # what the LightningModule feeds the model
         return model(batch["x"], batch["lengths"]) if "lengths" in batch else model(batch["x"])
 
-    starts, losses = [], {}
+    def epoch(loader: Any, training: bool) -> float:
+        model.train(training)
+        total = count = 0.0
+        with torch.set_grad_enabled(training):
+            for batch in loader:
+                loss = ctx.task.loss(forward(batch), batch)
+                if training:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if tc.gradient_clip_val is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.gradient_clip_val)
+                    opt.step()
+                total, count = (
+                    total + float(loss.detach()) * len(batch["x"]),
+                    count + len(batch["x"]),
+                )
+        return total / count
+
+    starts = []
     for _ in range(tc.max_epochs):
         starts.append(time.perf_counter())
-        model.train()
-        total = count = 0.0
-        for batch in train:
-            loss = ctx.task.loss(forward(batch), batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.gradient_clip_val is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.gradient_clip_val)
-            opt.step()
-            total, count = total + float(loss.detach()) * len(batch["x"]), count + len(batch["x"])
-        losses["train"] = total / count
-        model.eval()
-        total = count = 0.0
-        with torch.no_grad():
-            for batch in val:
-                loss = ctx.task.loss(forward(batch), batch)
-                total, count = total + float(loss) * len(batch["x"]), count + len(batch["x"])
-        losses["val"] = total / count
-        sched.step(losses["val"])
-    fit = time.perf_counter() - starts[0]
-    return {
-        "epoch_starts": starts,
-        "fit_s": fit,
-        "train_loss": losses["train"],
-        "val_loss": losses["val"],
-    }
+        train_loss, val_loss = epoch(train, True), epoch(val, False)
+        sched.step(val_loss)
+    fit_s = time.perf_counter() - starts[0]
+    return {"epoch_starts": starts, "fit_s": fit_s, "train_loss": train_loss, "val_loss": val_loss}
 
 
 def plain_trainer(ctx: Setup, ckpt_dir: Path, variant: str) -> Any:
