@@ -218,11 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     server = TeamServer(args.dir.resolve(), args.port, args.pg_port)
     from rnnlab.cli import user_errors_exit
 
+    # `kill` (a service manager, a background job that ignores Ctrl-C) stops both servers too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with user_errors_exit(), running(server) as process:
         print(
             f"MLflow server: export MLFLOW_TRACKING_URI={server.tracking_uri}\n"
             f"Optuna storage: hydra.sweeper.storage={server.database_uri('optuna')}\n"
-            "Ctrl-C stops both.",
+            "Ctrl-C (or SIGTERM) stops both.",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):
