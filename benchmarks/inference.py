@@ -10,8 +10,8 @@ request carrying ``lookback`` rows of raw history, with JSON, schema checks and 
 
 ``--model`` is a trained-model directory (default: the pipeline's ``models/``, the default LSTM
 after ``dvc repro``; its raw data is read from ``data/raw`` beside it); the latencies do not
-depend on how well it was trained. ``--quick`` uses an untrained quick model made here and
-skips the HTTP server.
+depend on how well it was trained. ``--quick`` trains the quick experiment for one epoch
+here and skips the HTTP server.
 """
 
 from __future__ import annotations
@@ -66,22 +66,14 @@ def latency(run: Callable[[], Any], calls: int, warmup: int = 20) -> list[float]
 
 
 def quick_model(scratch: Path) -> Path:
-    """An untrained model of the quick experiment on the default data, saved as train does."""
-    import torch
-
+    """The quick experiment trained for one epoch on the default data (no MLflow)."""
     from rnnlab.config import compose, validate
-    from rnnlab.model_store import save_trained
     from rnnlab.paths import RunPaths
-    from rnnlab.stages.prepare import run_prepare
-    from rnnlab.tasks import get_task
+    from rnnlab.pipeline import run_pipeline
 
-    cfg, paths = validate(compose(["experiment=quick"])), RunPaths(scratch / "quick")
-    run_prepare(cfg, paths)
-    task = get_task(cfg.task.name)
-    torch.manual_seed(cfg.seed)
-    meta = task.load_data(cfg, paths).meta
-    paths.model_dir.mkdir(parents=True)
-    save_trained(paths.model_dir, cfg, meta, task.build_model(cfg, meta))
+    paths = RunPaths(scratch / "quick")
+    cfg = validate(compose(["experiment=quick", "logger=none", "trainer.max_epochs=1"]))
+    run_pipeline(cfg, paths)
     return paths.model_dir
 
 
