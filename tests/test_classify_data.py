@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import config
 from rnnlab.data.classify import load_prepared, prepare, stratified_split
@@ -27,10 +26,10 @@ from sentiment_corpus import make_corpus
 REPO = Path(__file__).resolve().parents[1]
 
 
-def classify_cfg(data: str, **values: Any) -> DictConfig:
-    raw = OmegaConf.to_container(config.compose(["task=classify", f"data={data}"]))
-    raw["data"].update(values)
-    return config.validate(raw)
+@pytest.fixture(scope="session")
+def classify_cfg(compose_cfg):
+    """``classify_cfg("text", path=...)``: task=classify on a data config, ``data.*`` keywords."""
+    return lambda data, **values: compose_cfg(["task=classify", f"data={data}"], data=values)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -54,7 +53,7 @@ def long_frame(n: int = 30, seed: int = 0, channels: int = 2) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def vowels(tmp_path_factory: pytest.TempPathFactory) -> RunPaths:
+def vowels(tmp_path_factory: pytest.TempPathFactory, classify_cfg) -> RunPaths:
     paths = RunPaths(tmp_path_factory.mktemp("vowels"))
     prepare(classify_cfg("japanese_vowels"), paths)
     return paths
@@ -108,7 +107,7 @@ def test_stratified_split_never_takes_a_whole_class() -> None:
     assert "c" in labels[kept]
 
 
-def test_user_long_csv_with_separate_test_file(tmp_path: Path) -> None:
+def test_user_long_csv_with_separate_test_file(tmp_path: Path, classify_cfg) -> None:
     long_frame(30).to_csv(tmp_path / "train.csv", index=False)
     long_frame(12, seed=1).to_csv(tmp_path / "test.csv", index=False)
     cfg = classify_cfg(
@@ -127,12 +126,14 @@ def test_user_long_csv_with_separate_test_file(tmp_path: Path) -> None:
         ("text", {"classes": 2, "train": 272, "val": 48, "test": 80}),
     ],
 )
-def test_shipped_example_files_prepare(tmp_path: Path, data: str, expected: dict) -> None:
+def test_shipped_example_files_prepare(
+    tmp_path: Path, classify_cfg, data: str, expected: dict
+) -> None:
     example = REPO / config.compose([f"data={data}"]).data.path
     assert prepare(classify_cfg(data, path=str(example)), RunPaths(tmp_path)) == expected
 
 
-def test_text_vocabulary_sees_only_training_records(tmp_path: Path) -> None:
+def test_text_vocabulary_sees_only_training_records(tmp_path: Path, classify_cfg) -> None:
     corpus = make_corpus(200, seed=3)
     corpus["text"] = corpus["text"] + [f" tok{i}" for i in range(len(corpus))]
     corpus.to_csv(tmp_path / "reviews.csv", index=False)
@@ -152,7 +153,7 @@ def test_text_vocabulary_sees_only_training_records(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
-def test_text_reads_tsv_and_jsonl(tmp_path: Path, suffix: str) -> None:
+def test_text_reads_tsv_and_jsonl(tmp_path: Path, classify_cfg, suffix: str) -> None:
     corpus = make_corpus(60, seed=4)
     corpus.loc[0, "text"] = 'a "quoted" film , it was good .'
     path = tmp_path / f"reviews{suffix}"
@@ -292,10 +293,10 @@ BAD_TEXT: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
     [("sequences_csv", c) for c in BAD_SEQUENCES] + [("text", c) for c in BAD_TEXT],
 )
 def test_bad_input_fails_clearly_and_keeps_earlier_outputs(
-    tmp_path: Path, data: str, case: str
+    tmp_path: Path, classify_cfg, data: str, case: str
 ) -> None:
     paths = RunPaths(tmp_path / "run")
-    prepare(classify_cfg(data, path=str(REPO / config.compose([f"data={data}"]).data.path)), paths)
+    prepare(classify_cfg(data, path=str(REPO / classify_cfg(data).data.path)), paths)
     before = snapshot(paths.root)
     assert before
     make, message = (BAD_SEQUENCES if data == "sequences_csv" else BAD_TEXT)[case]
@@ -319,7 +320,7 @@ def test_vocabulary_min_freq_max_size_unknown_and_truncation() -> None:
     assert chars.tokens == ["<pad>", "<unk>", "a", "b"]
 
 
-def test_basic_motions_keeps_its_split(tmp_path: Path) -> None:
+def test_basic_motions_keeps_its_split(tmp_path: Path, classify_cfg) -> None:
     summary = prepare(classify_cfg("basic_motions"), RunPaths(tmp_path))
     assert summary == {"classes": 4, "train": 32, "val": 8, "test": 40}
     meta, splits = load_prepared(tmp_path / "data" / "prepared")
