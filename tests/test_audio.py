@@ -87,7 +87,7 @@ def test_requests_carry_audio_as_paths_or_base64(tmp_path: Path):
     with pytest.raises(DataError, match=r"row 0.*cannot be read"):
         junk = base64.b64encode(b"not a wav").decode()
         audio_from_frame(pd.DataFrame({"audio": [junk]}), 16000, 512)
-    with pytest.raises(DataError, match="`audio` column"):
+    with pytest.raises(DataError, match=r"no column\(s\) \['audio'\]"):
         audio_from_frame(pd.DataFrame({"sound": ["x.wav"]}), 16000, 512)
 
 
