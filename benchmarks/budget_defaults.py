@@ -120,7 +120,7 @@ def docstrings_text() -> str:
 
 # --quick: small data and batches, applied after the candidate's own settings.
 QUICK = {
-    "lm": ["data.max_chars=60000", "trainer.batch_size=16", "task.sample_length=20"],
+    "lm": ["data.max_chars=60000", "trainer.batch_size=16", "evaluate.sample_length=20"],
     "classify": [],
 }
 

@@ -203,7 +203,7 @@ def test_logged_text_model_takes_raw_strings(tmp_path: Path, tracking: str, clas
     make_corpus(300, seed=5).to_json(tmp_path / "reviews.jsonl", orient="records", lines=True)
     cfg = classify_cfg(
         "data=text",
-        "data.tokenizer=char",
+        "data.level=char",
         "model=gru",
         "model.num_layers=1",
         "trainer.max_epochs=3",

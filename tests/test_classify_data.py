@@ -162,7 +162,7 @@ def test_text_reads_tsv_and_jsonl(tmp_path: Path, classify_cfg, suffix: str) -> 
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")  # as SST-2: no quoting
     else:
         corpus.to_json(path, orient="records", lines=True)
-    cfg = classify_cfg("text", path=str(path), tokenizer="char", min_freq=1)
+    cfg = classify_cfg("text", path=str(path), level="char", min_freq=1)
     paths = RunPaths(tmp_path / "run")
     prepare(cfg, paths)
     meta, _ = load_prepared(paths.prepared_dir)

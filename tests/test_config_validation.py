@@ -40,6 +40,21 @@ def test_misspelt_nested_and_top_level_keys():
         config.validate(raw)
 
 
+@pytest.mark.parametrize(
+    ("task", "data", "old", "new"),
+    [
+        ("seq2seq", "dates", ("task", "decode"), "evaluate.decode"),
+        ("lm", "pydoc_topics", ("task", "temperature"), "evaluate.temperature"),
+        ("classify", "text", ("data", "tokenizer"), "data.level"),
+    ],
+)
+def test_a_moved_key_names_its_new_place(task, data, old, new):
+    raw = OmegaConf.to_container(config.compose([f"task={task}", f"data={data}"]))
+    raw[old[0]][old[1]] = "x"
+    with pytest.raises(ConfigError, match=rf"`{'.'.join(old)}` is now `{new}`"):
+        config.validate(raw)
+
+
 def test_wrong_type_names_key(compose_cfg):
     with pytest.raises(ConfigError, match=r"`model\.hidden_size`.*'abc'"):
         compose_cfg(["model.hidden_size=abc"])

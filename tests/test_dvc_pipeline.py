@@ -138,3 +138,33 @@ def test_bad_input_fails_clearly_and_keeps_previous_outputs(
     assert "Traceback" not in failed.stderr
     assert (repo_copy / "data/prepared/meta.json").read_bytes() == meta
     assert (repo_copy / "models/model.pt").read_bytes() == model
+
+
+def _exp_run(repo: Path, overrides: list[str]) -> str:
+    return _sh(["dvc", "exp", "run", *(f"-S{o}" for o in overrides)], repo).stdout
+
+
+def test_an_evaluation_setting_reruns_evaluate_only(repo_copy: Path) -> None:
+    lm = ["experiment=quick", "task=lm", "data=pydoc_topics", "data.max_chars=20000"]
+    lm += ["trainer.batch_size=8", "task.bptt=32"]
+    _exp_run(repo_copy, [*lm, "evaluate.sample_length=20"])
+    out = _exp_run(repo_copy, [*lm, "evaluate.sample_length=20", "evaluate.temperature=0.5"])
+    assert "Stage 'prepare' didn't change" in out and "Stage 'train' didn't change" in out
+    assert "Running stage 'evaluate'" in out
+    # evaluate read the new value from params.yaml, not the config saved with the model
+    run_id = json.loads((repo_copy / "models/run.json").read_text())["run_id"]
+    run = MlflowClient(f"sqlite:///{repo_copy / 'mlflow.db'}").get_run(run_id)
+    assert run.data.tags["evaluate.temperature"] == "0.5"
+    assert "temperature 0.5" in (repo_copy / "params.yaml").read_text().replace(":", "")
+
+
+def test_editing_data_code_reruns_the_stages_that_import_it(
+    repo_copy: Path, quick_overrides: list[str]
+) -> None:
+    (repo_copy / "params.yaml").write_text(dump_params(quick_overrides))
+    _sh(["dvc", "repro"], repo_copy)
+    with (repo_copy / "src/rnnlab/data/preprocessing.py").open("a") as code:
+        code.write("\n\ndef _edited() -> None:\n    return None\n")
+    out = _sh(["dvc", "repro"], repo_copy).stdout
+    for stage in ("prepare", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from rnnlab.config import LMEvaluateConfig
 from rnnlab.data import prepare_task_data
 from rnnlab.data.text_tokens import Vocabulary
 from rnnlab.errors import ConfigError, DataError
@@ -210,8 +211,8 @@ def test_trained_char_lm_beats_unigram_and_generates(tmp_path, lm_cfg) -> None:
         "trainer.limit_train_batches=1.0",
         "trainer.batch_size=8",
         "task.bptt=32",
-        "task.sample_length=30",
-        'task.sample_prompts=["the "]',
+        "evaluate.sample_length=30",
+        'evaluate.sample_prompts=["the "]',
         "trainer.optimizer.lr=0.01",
     )
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
@@ -228,7 +229,10 @@ def test_trained_char_lm_beats_unigram_and_generates(tmp_path, lm_cfg) -> None:
         assert len(generate_text(trained, "Qthe ", 10, 1.0, 0, seed=0)) == 10
     assert len(generate_text(trained, "", 10, 1.0, 0)) == 10  # starts from the warm-up alone
     frame = get_task("lm").predict_frame(trained, pd.DataFrame({"prompt": ["a "]}))
-    assert list(frame.columns) == ["prompt", "generated"] and len(frame["generated"][0]) == 30
+    # The model directory holds how it was trained, not evaluate.*: the defaults apply.
+    default_length = LMEvaluateConfig().sample_length
+    assert list(frame.columns) == ["prompt", "generated"]
+    assert len(frame["generated"][0]) == default_length
 
 
 def test_generate_cli_reads_a_model_directory(tmp_path, untrained_model_dir, capsys) -> None:
@@ -274,13 +278,13 @@ def test_generation_starts_from_a_warmed_up_state_and_corpus_prompts(tmp_path, l
         "trainer.max_epochs=8",
         "trainer.batch_size=8",
         "task.bptt=32",
-        "task.sample_length=30",
+        "evaluate.sample_length=30",
         "trainer.optimizer.lr=0.01",
     )
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
     trained = load_trained(tmp_path / "job" / "models")
     meta, model = trained.meta, trained.model
-    # prompts come from the corpus when task.sample_prompts is not set
+    # prompts come from the corpus when evaluate.sample_prompts is not set
     assert meta["line_starts"] == ["ROMEO: ", "JULIET: "]
     assert meta["warmup"].endswith("\n") and meta["warmup"] in text
     assert sample_prompts(cfg, meta) == ["ROMEO: ", "JULIET: "]

@@ -27,7 +27,7 @@ def test_dvc_exp_run_trains_a_char_lm_and_logs_samples(repo_copy: Path) -> None:
         "trainer=fast",
         "trainer.batch_size=16",
         "task.bptt=32",
-        "task.sample_length=40",
+        "evaluate.sample_length=40",
     ]
     _sh(["dvc", "exp", "run", *(arg for s in settings for arg in ("-S", s))], repo_copy)
     metrics = json.loads((repo_copy / "metrics/test.json").read_text())["test"]

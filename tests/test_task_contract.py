@@ -127,8 +127,10 @@ def toy_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     conf = tmp_path / "toy_conf"
     (conf / "task").mkdir(parents=True)
     (conf / "data").mkdir()
+    (conf / "evaluate").mkdir()
     (conf / "task" / "toy.yaml").write_text("name: toy\nseq_len: 8\nmonitor: val/loss\n")
     (conf / "data" / "toy_means.yaml").write_text("name: toy_means\nn: 768\nseed: 0\n")
+    (conf / "evaluate" / "toy.yaml").write_text("# no evaluation-only settings\n")
     return conf
 
 

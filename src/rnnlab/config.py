@@ -87,11 +87,18 @@ class LMTaskConfig:
     bptt: int = at_least(100, 2)  # truncated-BPTT window: steps between state detaches
     embedding_dim: int = at_least(64, 1)
     tie_weights: bool = False  # share embedding and output matrix (embedding_dim == hidden)
+    monitor: str = "val/loss"
+
+
+@dataclass
+class LMEvaluateConfig:
+    """How the evaluation (and the logged model) samples text; changing it re-runs evaluate
+    only."""
+
     sample_length: int = at_least(200, 1)
     temperature: float = at_least(0.8, 1e-6)
     top_k: int = at_least(20, 0)  # 0: sample from the whole vocabulary
     sample_prompts: list[str] | None = None  # null: the corpus's most common line starts
-    monitor: str = "val/loss"
 
 
 @dataclass
@@ -111,10 +118,16 @@ class Seq2SeqTaskConfig:
     attention: str = choice("additive", DECODER_ATTENTION)
     embedding_dim: int = at_least(32, 1)
     teacher_forcing: float = at_least(0.5, 0.0, high=1.0)
+    monitor: str = "val/loss"
+
+
+@dataclass
+class Seq2SeqEvaluateConfig:
+    """How the evaluation (and the logged model) decodes; changing it re-runs evaluate only."""
+
     decode: str = choice("greedy", ("greedy", "beam"))
     beam_width: int = at_least(4, 1)
-    max_target_length: int = at_least(64, 1)
-    monitor: str = "val/loss"
+    max_target_length: int = at_least(64, 1)  # decoding stops here if no end token came
 
 
 @dataclass
@@ -185,7 +198,7 @@ class ClassifyDataConfig(AudioFeatureConfig, SynthSpeechConfig):
     channel_columns: list[str] = field(default_factory=list)  # empty: every other column
     scaling: str = choice("standard", ("standard", "minmax", "none"))
     text_column: str = "text"
-    tokenizer: str = choice("word", ("char", "word"))
+    level: str = choice("word", ("char", "word"))  # text tokens: characters or words
     lowercase: bool = True
     min_freq: int = at_least(1, 1)
     max_vocab: int = at_least(20000, 3)
@@ -313,11 +326,21 @@ class LoggerConfig:
     log_model: bool = True
 
 
+# Keys that were renamed or moved: a config that still uses one is told where it went.
+MOVED_KEYS = {
+    **{f"task.{k}": f"evaluate.{k}" for k in ("decode", "beam_width", "max_target_length")},
+    **{f"task.{k}": f"evaluate.{k}" for k in ("sample_length", "temperature", "top_k")},
+    "task.sample_prompts": "evaluate.sample_prompts",
+    "data.tokenizer": "data.level",
+}
+
+
 @dataclass
 class Config:
     seed: int = 42
     task: Any = None
     data: Any = None
+    evaluate: Any = None  # evaluation-only settings, per task (conf/evaluate/<task>.yaml)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -335,6 +358,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     schema = OmegaConf.structured(Config)
     schema.task = OmegaConf.structured(task_schema)
     schema.data = OmegaConf.structured(data_schema)
+    schema.evaluate = OmegaConf.structured(spec.evaluate_schema)
     try:
         merged = OmegaConf.merge(schema, raw)
     except ConfigKeyError as err:
@@ -345,6 +369,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     for section, dataclass_type in (
         ("task", task_schema),
         ("data", data_schema),
+        ("evaluate", spec.evaluate_schema),
         ("model", ModelConfig),
         ("trainer", TrainerConfig),
         ("logger", LoggerConfig),
@@ -353,6 +378,13 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     max_time(merged.trainer)
     OmegaConf.set_readonly(merged, True)
     return merged
+
+
+def training_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` without its ``evaluate`` section: all that train reads, saves with the model and
+    logs, so an evaluation-only change never makes DVC retrain. Loading it back through
+    :func:`validate` fills ``evaluate`` with the schema's defaults."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key != "evaluate"])
 
 
 TIME_UNITS = ("days", "hours", "minutes", "seconds")
@@ -402,7 +434,8 @@ def data_configs_for(task_name: str, config_dir: Path = CONF_DIR) -> list[str]:
     names, sources = {f.name for f in fields(schema)}, _data_sources(schema)
 
     def fits(node: DictConfig) -> bool:
-        return set(node.keys()) <= names and (not sources or node.get("source") in sources)
+        keys = set(node.keys()) - {"defaults"}  # a defaults list composes shared keys in
+        return keys <= names and (not sources or node.get("source") in sources)
 
     return sorted(p.stem for p in (config_dir / "data").glob("*.yaml") if fits(OmegaConf.load(p)))
 
@@ -420,7 +453,10 @@ def _check_data_fits_task(raw: DictConfig, task_name: str, data_schema: type) ->
 
 
 def unknown_key_message(full_key: str, schema: DictConfig) -> str:
-    """``Unknown config key ... Did you mean ...?`` for a key missing from ``schema``."""
+    """``Unknown config key ... Did you mean ...?`` for a key missing from ``schema``; a key
+    that moved says where to."""
+    if full_key in MOVED_KEYS:
+        return f"`{full_key}` is now `{MOVED_KEYS[full_key]}`; rename it in your config."
     parent, _, key = full_key.rpartition(".")
     node = OmegaConf.select(schema, parent) if parent else schema
     allowed = sorted(node.keys()) if isinstance(node, DictConfig) else []

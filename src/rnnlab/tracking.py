@@ -289,6 +289,15 @@ def log_texts(cfg: DictConfig, run: dict, texts: dict[str, str]) -> None:
         client.log_text(run["run_id"], text, f"texts/{name}.txt")
 
 
+def set_tags(cfg: DictConfig, run: dict, tags: dict[str, Any]) -> None:
+    """Tags, unlike params, may change: evaluation settings can differ between evaluations."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(cfg.logger))
+    for key, value in tags.items():
+        client.set_tag(run["run_id"], key, str(value))
+
+
 def log_metrics(cfg: DictConfig, run: dict, metrics: dict[str, float]) -> None:
 
     from mlflow import MlflowClient

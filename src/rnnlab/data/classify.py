@@ -197,8 +197,8 @@ def _prepare_text(
     classes = sorted_classes(parts["train"][1])
     _check_labels_known(parts["test"][1], parts["test"][2], classes, names["test"])
     vocab = Vocabulary.build(
-        (tokenize(text, data.tokenizer, data.lowercase) for text in parts["train"][0]),
-        data.tokenizer,
+        (tokenize(text, data.level, data.lowercase) for text in parts["train"][0]),
+        data.level,
         lowercase=data.lowercase,
         min_freq=data.min_freq,
         max_size=data.max_vocab,

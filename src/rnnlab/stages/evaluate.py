@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import tracking
-from rnnlab.errors import DataError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.io import atomic_dir, read_json, write_json
 from rnnlab.model_store import load_trained, weights_sha256
 from rnnlab.paths import RunPaths
@@ -22,9 +22,17 @@ def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     run = training_run(paths)
     if cfg.logger.backend != "mlflow":
         run = None
+    if trained.cfg.task.name != cfg.task.name:
+        raise ConfigError(
+            f"{paths.model_dir} holds a task={trained.cfg.task.name} model, but the config says "
+            f"task={cfg.task.name}; run the train stage first (`dvc repro`)."
+        )
     try:
-        spec = get_spec(trained.cfg.task.name)
-        evaluation = spec.load_task().evaluate(trained.cfg, paths, trained.model)
+        spec = get_spec(cfg.task.name)
+        # The model as trained, evaluated with the current evaluation settings (params.yaml or
+        # the app's config), which the model directory does not hold.
+        settings = OmegaConf.merge(trained.cfg, {"evaluate": cfg.evaluate})
+        evaluation = spec.load_task().evaluate(settings, paths, trained.model)
         spec.model_scores(evaluation.metrics)  # the contract: fail here, not in the app or report
         write_json(paths.metrics_dir / "test.json", evaluation.metrics)
         with atomic_dir(paths.plots_dir / "evaluate") as staging:
@@ -43,6 +51,7 @@ def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
             predictions = sorted(paths.predictions_dir.iterdir())
             tracking.log_artifacts(cfg, run, predictions, artifact_path="predictions")
             tracking.log_texts(cfg, run, evaluation.texts)
+            tracking.set_tags(cfg, run, {f"evaluate.{k}": v for k, v in cfg.evaluate.items()})
     except BaseException as error:
         tracking.end_run(cfg, run, status="KILLED" if stopped_by_signal(error) else "FAILED")
         raise

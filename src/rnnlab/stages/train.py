@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from rnnlab import tracking
+from rnnlab.config import training_config
 from rnnlab.errors import TrainingError
 from rnnlab.io import atomic_dir, write_json, write_text_atomic
 from rnnlab.lightning import is_primary_process
@@ -41,6 +42,7 @@ def run_train(
     cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback] = ()
 ) -> dict[str, Any]:
     """Fit, keep the best checkpoint, log the run; ``callbacks`` join the trainer's own."""
+    cfg = training_config(cfg)  # DVC's train stage does not depend on evaluation settings
     task = get_task(cfg.task.name)
     configure_cpu(cfg.trainer)
     data = task.load_data(cfg, paths)

@@ -15,10 +15,12 @@ from rnnlab.config import (
     ForecastDataConfig,
     ForecastTaskConfig,
     LMDataConfig,
+    LMEvaluateConfig,
     LMTaskConfig,
     LongRangeDataConfig,
     LongRangeTaskConfig,
     Seq2SeqDataConfig,
+    Seq2SeqEvaluateConfig,
     Seq2SeqTaskConfig,
 )
 from rnnlab.tasks.spec import TASK_SPECS, Metric, TaskSpec, get_spec, register
@@ -82,6 +84,7 @@ register(
         data_schema=LMDataConfig,
         preparer="rnnlab.data.lm",
         task_class="rnnlab.tasks.lm:LanguageModelTask",
+        evaluate_schema=LMEvaluateConfig,
         metrics=(Metric("bpc"), Metric("loss"), Metric("perplexity")),
     )
 )
@@ -92,6 +95,7 @@ register(
         data_schema=Seq2SeqDataConfig,
         preparer="rnnlab.data.seq2seq",
         task_class="rnnlab.tasks.seq2seq:Seq2SeqTask",
+        evaluate_schema=Seq2SeqEvaluateConfig,
         metrics=(
             Metric("exact_match", **HIGHER),
             Metric("token_accuracy", **HIGHER),

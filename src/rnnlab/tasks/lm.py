@@ -118,9 +118,9 @@ def generate_text(
 
 
 def sample_prompts(cfg: DictConfig, meta: dict[str, Any]) -> list[str]:
-    """``task.sample_prompts``, or when not set the text's most common line starts."""
-    if cfg.task.sample_prompts is not None:
-        return list(cfg.task.sample_prompts)
+    """``evaluate.sample_prompts``, or when not set the text's most common line starts."""
+    if cfg.evaluate.sample_prompts is not None:
+        return list(cfg.evaluate.sample_prompts)
     return meta.get("line_starts") or [""]
 
 
@@ -163,16 +163,22 @@ class LanguageModelTask(Task):
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         meta = read_prepared_meta(paths.prepared_dir, "lm")
-        return pd.DataFrame({"prompt": sample_prompts(cfg, meta)[:1]})
+        # The corpus's own line start, not evaluate.sample_prompts: train reads no evaluate key.
+        return pd.DataFrame({"prompt": (meta.get("line_starts") or [""])[:1]})
 
     def predict_frame(self, trained: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
-        """One continuation per ``prompt`` row, sampled with the task's length, temperature
-        and top-k and seeded by ``seed``, so the same prompt gives the same text."""
+        """One continuation per ``prompt`` row, sampled with the ``evaluate`` section's length,
+        temperature and top-k and seeded by ``seed``, so the same prompt gives the same text."""
         require_columns(frame, ["prompt"])
-        task = trained.cfg.task
+        sampling = trained.cfg.evaluate
         generated = [
             generate_text(
-                trained, str(p), task.sample_length, task.temperature, task.top_k, trained.cfg.seed
+                trained,
+                str(p),
+                sampling.sample_length,
+                sampling.temperature,
+                sampling.top_k,
+                trained.cfg.seed,
             )
             for p in frame["prompt"]
         ]
@@ -197,12 +203,15 @@ class LanguageModelTask(Task):
         metrics["test"]["bigram_weight"] = baselines.weight
         metrics["test"]["kneser_ney_order"] = kneser_ney.order
         trained = TrainedModel(cfg, meta, model)
-        task = cfg.task
+        sampling = cfg.evaluate
         # One seed per prompt: with a shared seed, a short-memory model that has forgotten the
         # prompts would draw the very same continuation for each.
         samples = "\n\n".join(
-            f"--- prompt {p!r} (temperature {task.temperature}, top-k {task.top_k}) ---\n{p}"
-            + generate_text(trained, p, task.sample_length, task.temperature, task.top_k, seed)
+            f"--- prompt {p!r} (temperature {sampling.temperature}, top-k {sampling.top_k}) ---\n"
+            + p
+            + generate_text(
+                trained, p, sampling.sample_length, sampling.temperature, sampling.top_k, seed
+            )
             for seed, p in enumerate(sample_prompts(cfg, meta), start=cfg.seed)
         )
         return Evaluation(metrics=metrics, texts={"lm_samples": samples})

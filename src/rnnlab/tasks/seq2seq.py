@@ -1,6 +1,6 @@
 """Sequence-to-sequence: a source string in, a target string out (dates to ISO 8601 by default).
 
-Evaluation decodes the test sources (greedy or beam search, per ``task.decode``) and reports
+Evaluation decodes the test sources (greedy or beam search, per ``evaluate.decode``) and reports
 exact match, token accuracy and BLEU, exact match by source length (where attention should
 matter most), and attention heatmaps for a few examples.
 """
@@ -61,15 +61,15 @@ def pairs(frame: pd.DataFrame, codec: PairCodec) -> StackDataset:
 def decode(
     model: Seq2Seq, codec: PairCodec, x: Tensor, lengths: Tensor, cfg: DictConfig, batch: int = 256
 ) -> list[str]:
-    """Decode sources with the configured strategy, in batches."""
-    task = cfg.task
+    """Decode sources with the configured strategy (``cfg.evaluate``), in batches."""
+    settings = cfg.evaluate
 
     def step(xb: Tensor, lb: Tensor) -> list[str]:
         xb = xb[:, : int(lb.max())]
-        if task.decode == "beam":
-            ids = model.beam_search(xb, lb, task.max_target_length, task.beam_width)
+        if settings.decode == "beam":
+            ids = model.beam_search(xb, lb, settings.max_target_length, settings.beam_width)
         else:
-            ids, _ = model.greedy(xb, lb, task.max_target_length)
+            ids, _ = model.greedy(xb, lb, settings.max_target_length)
         return [codec.target.text(row) for row in ids]
 
     texts = predict_batches(model, x, lengths, step=step, batch_size=batch)

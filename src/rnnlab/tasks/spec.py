@@ -37,6 +37,11 @@ class Metric:
         return "/".join((*MODEL_SCORES, self.name))
 
 
+@dataclass
+class NoEvaluateSettings:
+    """The ``evaluate:`` section of a task whose evaluation has no settings of its own."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything the generic stages need to know about one task.
@@ -52,9 +57,12 @@ class TaskSpec:
     preparer: str  # torch-free module with ``prepare(cfg, paths) -> summary``
     task_class: str  # "module:Class" of a ``rnnlab.tasks.base.Task`` subclass
     metrics: tuple[Metric, ...]
+    # dataclass of the ``evaluate:`` section (conf/evaluate/<name>.yaml): settings only the
+    # evaluate stage reads, so changing them re-runs evaluate alone.
+    evaluate_schema: type = NoEvaluateSettings
 
     def __post_init__(self) -> None:
-        for schema in (self.task_schema, self.data_schema):
+        for schema in (self.task_schema, self.data_schema, self.evaluate_schema):
             if not (isinstance(schema, type) and is_dataclass(schema)):
                 raise TypeError(f"Task {self.name!r}: {schema!r} is not a dataclass schema.")
         names = {f.name: f.default for f in fields(self.task_schema)}
