@@ -229,12 +229,18 @@ class LongRangeDataConfig:
 
 
 @dataclass
+class ASREvaluateConfig:
+    """Which decoder the test examples show (the metrics report both); evaluate reads it."""
+
+    decode: str = choice("greedy", ("greedy", "beam"))
+    beam_width: int = at_least(8, 1)
+
+
+@dataclass
 class ASRTaskConfig:
     name: str = "asr"
     subsample: int = at_least(2, 1)  # stack this many feature frames into one model step
     frame_context: int = at_least(4, 0)  # model=mlp: steps either side each output sees
-    decode: str = choice("greedy", ("greedy", "beam"))  # the logged model's decoder
-    beam_width: int = at_least(8, 1)
     spec_augment: bool = True  # time and frequency masks on training features
     freq_masks: int = at_least(2, 0)
     freq_width: int = at_least(6, 0)

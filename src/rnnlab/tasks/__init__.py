@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rnnlab.config import (
     ASRDataConfig,
+    ASREvaluateConfig,
     ASRTaskConfig,
     ClassifyDataConfig,
     ClassifyTaskConfig,
@@ -112,6 +113,7 @@ register(
         data_schema=ASRDataConfig,
         preparer="rnnlab.data.asr",
         task_class="rnnlab.tasks.asr:ASRTask",
+        evaluate_schema=ASREvaluateConfig,
         metrics=(Metric("cer"), Metric("wer")),
     )
 )

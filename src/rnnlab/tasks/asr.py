@@ -150,8 +150,8 @@ class ASRTask(Task):
         pipeline = FeaturePipeline(**trained.meta["features"])
         waves = audio_from_frame(frame, pipeline.sample_rate, pipeline.min_samples)
         log_probs = posteriors(trained.model, [pipeline(w) for w in waves])
-        task = trained.cfg.task
-        texts = decode(log_probs, trained.meta["alphabet"], task.decode, task.beam_width)
+        settings = trained.cfg.evaluate
+        texts = decode(log_probs, trained.meta["alphabet"], settings.decode, settings.beam_width)
         return pd.DataFrame({"transcript": texts})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
@@ -161,7 +161,7 @@ class ASRTask(Task):
         frames = utterances(test)
         log_probs = posteriors(model, frames)
         greedy = decode(log_probs, alphabet, "greedy", 1)
-        beam = decode(log_probs, alphabet, "beam", cfg.task.beam_width)
+        beam = decode(log_probs, alphabet, "beam", cfg.evaluate.beam_width)
         prior = pd.Series(splits["train"]["texts"]).mode().iloc[0]
         metrics = {
             "model": error_rates(greedy, references),
@@ -170,7 +170,7 @@ class ASRTask(Task):
             "utterances": len(references),
             "speakers": len(set(test["speakers"])),
         }
-        chosen = beam if cfg.task.decode == "beam" else greedy
+        chosen = beam if cfg.evaluate.decode == "beam" else greedy
         examples = pd.DataFrame(
             {"id": test["ids"], "speaker": test["speakers"], "reference": references,
              "greedy": greedy, "beam": beam}
