@@ -28,7 +28,9 @@ from rnnlab.models.names import (
     NONLINEARITIES,
 )
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The package's conf/: in a checkout a symlink to the repository's top-level conf/, in an
+# installed wheel a copy of it (package data), so `rnnlab-train` works from any directory.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def choice(default: Any, options: tuple[str, ...]) -> Any:
