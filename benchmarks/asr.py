@@ -54,13 +54,13 @@ VARIANTS: dict[str, list[str]] = {
         "task.subsample=3",
         "trainer.max_epochs=18",
     ],
-    "mlp": ["model=mlp", "model.hidden_size=256", "task.subsample=3", "trainer.max_epochs=18"],
+    "mlp": ["model=mlp", "model.hidden_size=256", "task.subsample=3", "trainer.max_epochs=8"],
     "transformer": [
         "model=transformer",
         "model.hidden_size=96",
         "model.dim_feedforward=192",
         "task.subsample=3",
-        "trainer.max_epochs=18",
+        "trainer.max_epochs=8",
     ],
 }
 QUICK = ["data.n_train=16", "data.n_val=4", "data.n_test=8", "model=gru", "model.hidden_size=64"]
