@@ -30,7 +30,7 @@ from rnnlab.models.language_model import RecurrentLanguageModel, detach_state, s
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ngram import KneserNey, NgramBaselines
-from rnnlab.tasks.recurrent import recurrent_options
+from rnnlab.tasks.recurrent_encoder_options import recurrent_options
 
 EVAL_BATCH = 8  # parallel rows when scoring val/test: wide enough to be fast, few cut tokens
 

@@ -25,7 +25,7 @@ from rnnlab.models import RecurrentEncoder, build_network, init_weights
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.inference import predict_batches
-from rnnlab.tasks.recurrent import recurrent_options
+from rnnlab.tasks.recurrent_encoder_options import recurrent_options
 
 
 def sequences(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StackDataset:

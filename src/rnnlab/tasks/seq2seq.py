@@ -26,7 +26,7 @@ from rnnlab.models.seq2seq import Seq2Seq
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.inference import predict_batches
-from rnnlab.tasks.recurrent import recurrent_options
+from rnnlab.tasks.recurrent_encoder_options import recurrent_options
 
 LENGTH_BUCKETS = 4  # source-length quartiles for exact match by length
 HEATMAPS = 4
