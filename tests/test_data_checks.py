@@ -148,3 +148,18 @@ def test_forecast_model_refuses_absurd_history(untrained_model_dir):
         broken.loc[3, "co2"] = bad
         with pytest.raises(DataError, match=f"`co2` row 3 .*{said}"):
             task.predict_frame(trained, broken)
+
+
+def test_sequence_classifier_refuses_absurd_channel_values(untrained_model_dir):
+    from rnnlab.model_store import load_trained
+    from rnnlab.tasks import get_task
+
+    trained = load_trained(untrained_model_dir(["task=classify", "data=sequences_csv"]))
+    task = get_task("classify")
+    channels = trained.meta["channels"]
+    rows = [{"sequence_id": "s", "step": t, **dict.fromkeys(channels, 0.1 * t)} for t in range(6)]
+    frame = pd.DataFrame(rows)
+    assert len(task.predict_frame(trained, frame)) == 1
+    frame.loc[4, channels[0]] = 1e300
+    with pytest.raises(DataError, match=f"`{channels[0]}` row 4 .*times the training spread"):
+        task.predict_frame(trained, frame)

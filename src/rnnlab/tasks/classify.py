@@ -22,6 +22,7 @@ from torch.utils.data import StackDataset
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.audio import FeaturePipeline, audio_from_frame
 from rnnlab.data.audio_sets import example_audio
+from rnnlab.data.checks import model_input
 from rnnlab.data.classify import load_prepared
 from rnnlab.data.labelled_text import check_text_table
 from rnnlab.data.preprocessing import Scaler, pad
@@ -147,6 +148,7 @@ class ClassifyTask(Task):
                 channels=meta["channels"],
             )
             scaler = Scaler(**meta["scaler"])
+            model_input(frame, meta["channels"], scaler.loc, scaler.scale)  # absurd values
             x, lengths = pad([scaler.transform(v) for v in sequences.values])
             out = pd.DataFrame({meta["id_column"]: sequences.ids})
         probs = predict_proba(trained.model, x, lengths)  # (N, K)
