@@ -132,7 +132,7 @@ def _serve_and_predict(env: dict, tmp_path: Path, sweep_dir: Path) -> None:
         )
     try:
         _wait_for_ping(f"http://127.0.0.1:{port}/ping", served, log_path)
-        raw = pd.read_csv(next(sweep_dir.glob("*/data/raw/co2.csv")))
+        raw = pd.read_csv(next(sweep_dir.glob("**/data/raw/co2.csv")))
         history = raw[["co2"]].interpolate().iloc[-100:]
         status, body = post(f"http://127.0.0.1:{port}/invocations", frame_body(history))
         assert status == 200 and len(body["predictions"]) == 8, body
