@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rnnlab.config import dump_params
+from rnnlab.paths import RunPaths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,7 +153,7 @@ def test_an_evaluation_setting_reruns_evaluate_only(repo_copy: Path) -> None:
     assert "Stage 'prepare' didn't change" in out and "Stage 'train' didn't change" in out
     assert "Running stage 'evaluate'" in out
     # evaluate read the new value from params.yaml, not the config saved with the model
-    run_id = json.loads((repo_copy / "models/run.json").read_text())["run_id"]
+    run_id = json.loads(RunPaths(repo_copy).run_info.read_text())["run_id"]
     run = MlflowClient(f"sqlite:///{repo_copy / 'mlflow.db'}").get_run(run_id)
     assert run.data.tags["evaluate.temperature"] == "0.5"
     assert "temperature 0.5" in (repo_copy / "params.yaml").read_text().replace(":", "")
