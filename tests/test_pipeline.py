@@ -33,7 +33,7 @@ def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str, qu
     run_id = result["train"]["mlflow_run_id"]
     run = MlflowClient(tracking).get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.arch"] == "lstm"
+    assert run.data.params["model.arch"] == cfg.model.arch == "gru"  # segrnn, the default
     assert run.data.params["task.horizon"] == "8"
     assert "trainer" not in run.data.params  # flattened, not the nested config
     assert run.data.tags["data_sha256"] == read_json(paths.prepared_dir / "meta.json")["raw_sha256"]
