@@ -52,7 +52,9 @@ def test_parallel_jobs_prepare_once_and_share_the_copy(tmp_path, compose_cfg, mo
     assert len({p.prepared_dir for p in jobs}) == 1
     shared = jobs[0].prepared_dir
     assert shared.is_dir() and shared.is_relative_to(tmp_path / "multirun" / cache.CACHE_DIR)
-    assert not any((tmp_path / "multirun" / str(i) / "data").exists() for i in range(4))
+    for i in range(4):  # each job folder links to the one copy instead of holding its own
+        job_data = tmp_path / "multirun" / str(i) / "data"
+        assert job_data.is_symlink() and (job_data / "prepared").resolve() == shared.resolve()
 
 
 def test_a_real_prepare_into_the_shared_copy_is_read_by_training(tmp_path, compose_cfg) -> None:
@@ -70,4 +72,4 @@ def test_a_real_prepare_into_the_shared_copy_is_read_by_training(tmp_path, compo
     first, second = (shared_paths(cfg, tmp_path / str(i), tmp_path) for i in range(2))
     assert prepare_once(cfg, first) == prepare_once(cfg, second)
     data = get_task("lm").load_data(cfg, second)
-    assert len(data.train) > 0 and not Path(tmp_path / "1" / "data").exists()
+    assert len(data.train) > 0 and Path(tmp_path / "1" / "data").is_symlink()

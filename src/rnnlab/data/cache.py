@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,11 +60,14 @@ def prepare_once(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     root.parent.mkdir(parents=True, exist_ok=True)
     done = root / "prepare.json"
     with _locked(root.parent / f"{root.name}.lock"):
-        if done.exists():
-            return read_json(done)
-        summary = prepare_task_data(cfg, paths)
-        write_json(done, summary)
-        return summary
+        if not done.exists():
+            write_json(done, prepare_task_data(cfg, paths))
+    # The job folder still shows the data it trained on (`<job>/data/prepared`), without a copy.
+    link = paths.root / "data"
+    if not link.exists():
+        paths.root.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(root / "data", paths.root), target_is_directory=True)
+    return read_json(done)
 
 
 @contextmanager
