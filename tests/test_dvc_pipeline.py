@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from checkout import copy_checkout
 from rnnlab.config import dump_params
 from rnnlab.paths import RunPaths
-
-REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +32,7 @@ def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory: pytest.TempPathFactory, quick_overrides: list[str]) -> Path:
     """The tracked and new files of this checkout, committed in a fresh git repository."""
-    dest = tmp_path_factory.mktemp("repo")
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for rel in listed:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
+    dest = copy_checkout(tmp_path_factory.mktemp("repo"))
     for name in ("data/raw", "data/prepared", "models", "metrics", "plots"):
         shutil.rmtree(dest / name, ignore_errors=True)
     (dest / "params.yaml").write_text(dump_params(quick_overrides))

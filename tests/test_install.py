@@ -4,8 +4,6 @@ the wheel carries conf/ (src/rnnlab/conf is a symlink to it in the repository)."
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from checkout import copy_checkout
 
 pytestmark = pytest.mark.slow
 
@@ -25,27 +23,8 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def _source_copy(dest: Path) -> Path:
-    """The tracked and new files of this checkout (symlinks kept), as a user would clone it."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for rel in listed:
-        source, target = REPO / rel, dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            target.symlink_to(os.readlink(source))
-        elif source.is_file():
-            shutil.copy2(source, target)
-    return dest
-
-
 def test_installed_package_trains_from_another_directory(tmp_path: Path) -> None:
-    source = _source_copy(tmp_path / "source")
+    source = copy_checkout(tmp_path / "source")
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path)
     # The dependencies come from this environment's site-packages (a plain path: its editable

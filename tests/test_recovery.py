@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from checkout import REPO, run_stage, stage_command, stage_env
 from rnnlab import tracking as rnnlab_tracking
 from rnnlab.errors import DataError
 from rnnlab.io import read_json, write_json
@@ -24,8 +25,6 @@ from rnnlab.recovery import HOST_TAG, PROCESS_TAG, process_tags, remove_orphaned
 from rnnlab.stages.evaluate import run_evaluate
 from rnnlab.stages.prepare import run_prepare
 from rnnlab.stages.train import run_train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def dead_pid() -> int:
@@ -154,28 +153,8 @@ def stage_repo(tmp_path: Path, overrides: list[str]) -> Path:
     root.mkdir()
     (root / "dvc.yaml").write_text("stages: {}\n")
     (root / "params.yaml").write_text(dump_params(overrides))
-    stage(root, "prepare")
+    run_stage(root, "prepare")
     return root
-
-
-def stage(root: Path, name: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"rnnlab.stages.{name}"],
-        cwd=root,
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        **kwargs,
-    )
-
-
-def stage_env() -> dict[str, str]:
-    src = str(REPO / "src")
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
 
 
 def outputs(root: Path) -> dict[str, str]:
@@ -187,7 +166,7 @@ def start_training_until(root: Path, line: str) -> subprocess.Popen:
     """Start the train stage; return once its log shows ``line`` (it is then mid-epoch)."""
     log = (root / "train.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnnlab.stages.train"],
+        stage_command("train"),
         cwd=root,
         env=stage_env(),
         stdout=log,
@@ -216,13 +195,13 @@ SMALL_RUN = [
 @pytest.mark.reliability
 def test_kill_9_mid_epoch_then_resume_ends_byte_identical(tmp_path):
     root = stage_repo(tmp_path, SMALL_RUN)
-    assert stage(root, "train").returncode == 0
+    assert run_stage(root, "train").returncode == 0
     uninterrupted = outputs(root)
     process = start_training_until(root, "epoch   2/4")
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert (root / ".rnnlab" / "resume" / "checkpoints" / "last.ckpt").exists()
-    resumed = stage(root, "train")
+    resumed = run_stage(root, "train")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming training from" in resumed.stdout
     assert "epoch   1/4" not in resumed.stdout

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
+from checkout import REPO, run_stage, stage_env
 from rnnlab.config import dump_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
-REPO = Path(__file__).resolve().parents[1]
 REPORT_ENV = "RNNLAB_RELIABILITY_REPORT"
 
 # task base -> the params.yaml overrides of its good run
@@ -169,25 +168,8 @@ CASES = [
 ]  # fmt: skip
 
 
-def stage_env() -> dict[str, str]:
-    src = str(REPO / "src")
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "MLFLOW_TRACKING_URI": "",
-    }
-
-
-def run_stage(root: Path, stage: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"rnnlab.stages.{stage}"],
-        cwd=root,
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_stage_case(root: Path, stage: str) -> subprocess.CompletedProcess:
+    return run_stage(root, stage, stage_env(MLFLOW_TRACKING_URI=""), timeout=600)
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -213,7 +195,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "The quick brown fox jumps over the lazy dog.\n" * 400, encoding="utf-8"
             )
             (root / "params.yaml").write_text(dump_params(BASES[name]))
-            done = run_stage(root, "prepare")
+            done = run_stage_case(root, "prepare")
             assert done.returncode == 0, done.stderr
             made[name] = root
         return made[name]
@@ -249,7 +231,7 @@ def test_bad_input_stops_at_its_stage_and_keeps_earlier_outputs(case: Case, base
     (root / "params.yaml").write_text(OmegaConf.to_yaml(params))
     before = checksums(root)
 
-    done = run_stage(root, case.stage)
+    done = run_stage_case(root, case.stage)
     message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
     message = message.replace(f"{root}/", "").replace(str(root), ".")  # stable in the report
     unchanged = checksums(root) == before
