@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib.pyplot as plt
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import tracking
@@ -40,6 +41,7 @@ def run_evaluate(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
                 table.to_csv(staging / f"{name}.csv", index=False)
             for name, figure in evaluation.figures.items():
                 figure.savefig(staging / f"{name}.png", dpi=110)
+                plt.close(figure)  # pyplot keeps every figure alive until closed
         # Always swapped in (empty for tasks without per-example predictions): a DVC out.
         with atomic_dir(paths.predictions_dir) as staging:
             if evaluation.predictions is not None:
