@@ -92,7 +92,8 @@ def test_multihead_attention_pins_the_length_in_onnx_only(untrained_model_dir, t
 
 @pytest.mark.slow
 def test_export_cli_writes_the_file(untrained_model_dir, tmp_path: Path):
-    model_dir = untrained_model_dir(SMALL)
+    # A per-step LSTM: the forecasting default (segrnn) reads fixed 24-step segments.
+    model_dir = untrained_model_dir(["model=lstm", *SMALL])
     output = tmp_path / "out" / "model.onnx"
     cmd = [sys.executable, "-m", "rnnlab.export", "--model", str(model_dir)]
     done = subprocess.run(
