@@ -180,7 +180,7 @@ def test_prepare_keeps_contiguous_splits_and_train_vocabulary(tmp_path, lm_cfg) 
     meta = (paths.prepared_dir / "meta.json").read_text()
     assert summary["train"] + summary["val"] + summary["test"] == len(text)
     assert '"x"' not in meta and meta.count("<unk>") == 1
-    test_ids = np.load(paths.prepared_dir / "test.npz")["ids"]
+    test_ids = np.load(paths.prepared_dir / "test.npy")
     assert (test_ids == 1).sum() == summary["test"]  # unseen characters are <unk> (id 1)
     assert (paths.raw_dir / "corpus.txt").read_text(encoding="utf-8") == text
 

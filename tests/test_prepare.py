@@ -317,6 +317,7 @@ def test_bad_input_raises_and_leaves_earlier_outputs_untouched(tmp_path, csv_cfg
         "raw/csv.csv",
         "prepared",
         "prepared/series.csv",
+        "prepared/series.npy",
         "prepared/meta.json",
     }
 

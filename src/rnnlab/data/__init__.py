@@ -33,18 +33,22 @@ def write_prepared(
     paths: RunPaths,
     meta: dict[str, Any],
     splits: dict[str, dict[str, Any]],
-    raw: dict[str, str | bytes] | None = None,
+    raw: dict[str, str | bytes | Path] | None = None,
     files: dict[str, str] | None = None,
+    arrays: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The end of every ``prepare``, once all input has been checked.
 
     ``data/raw`` gets the ``raw`` files (as read or generated; none: left alone) and
-    ``data/prepared`` gets ``<split>.npz`` with each split's arrays, any other text ``files`` and
+    ``data/prepared`` gets ``<split>.npz`` with each split's arrays, any other text ``files``,
+    each of ``arrays`` as ``<name>.npy`` (read back memory-mapped, ``rnnlab.data.arrays``) and
     ``meta.json``; each directory is replaced whole, so an error leaves earlier results in place.
-    ``meta`` gains ``raw_sha256``, the hash of the raw files, unless it brings its own. Returns
-    the meta written; ``read_prepared_splits`` reads it all back.
+    A ``Path`` among ``raw`` or ``arrays`` is a file written already (streamed, larger than
+    memory): it is moved in. ``meta`` gains ``raw_sha256``, the hash of the raw files, unless it
+    brings its own. Returns the meta written; ``read_prepared_splits`` reads it all back.
     """
     import hashlib
+    import os
 
     import numpy as np
 
@@ -52,15 +56,30 @@ def write_prepared(
 
     raw = raw or {}
     contents = {name: c.encode("utf-8") if isinstance(c, str) else c for name, c in raw.items()}
-    digest = hashlib.sha256(b"".join(contents.values())).hexdigest()
-    meta = {**meta, "raw_sha256": meta.get("raw_sha256", digest)}
+    digest = hashlib.sha256()
+    for content in contents.values():
+        if isinstance(content, Path):
+            with open(content, "rb") as file:
+                while block := file.read(1 << 22):
+                    digest.update(block)
+        else:
+            digest.update(content)
+    meta = {**meta, "raw_sha256": meta.get("raw_sha256", digest.hexdigest())}
     if contents:
         with atomic_dir(paths.raw_dir) as raw_dir:
             for name, content in contents.items():
-                (raw_dir / name).write_bytes(content)
+                if isinstance(content, Path):
+                    os.replace(content, raw_dir / name)
+                else:
+                    (raw_dir / name).write_bytes(content)
     with atomic_dir(paths.prepared_dir) as out:
-        for split, arrays in splits.items():
-            np.savez(out / f"{split}.npz", **arrays)
+        for split, split_arrays in splits.items():
+            np.savez(out / f"{split}.npz", **split_arrays)
+        for name, array in (arrays or {}).items():
+            if isinstance(array, Path):
+                os.replace(array, out / f"{name}.npy")
+            else:
+                np.save(out / f"{name}.npy", array)
         for name, text in (files or {}).items():
             (out / name).write_text(text, encoding="utf-8")
         write_json(out / "meta.json", meta)

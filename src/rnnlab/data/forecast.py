@@ -1,10 +1,12 @@
 """Forecasting data: raw series in, scaled series with its split and scaler out.
 
 ``data/raw/<name>.csv`` is exactly what went in (after column selection, before any filling);
-``data/prepared/`` holds ``series.csv`` (filled and scaled, with a ``split`` column) and
-``meta.json`` (columns, split rows, scaler fitted on train only, and the raw data's hash).
-Windows are cut on the fly at training time; they would only repeat the series ``lookback``
-times over on disk.
+``data/prepared/`` holds ``series.csv`` (filled and scaled, with a ``split`` column, to read),
+``series.npy`` (the same values, float32 (N, F): what training memory-maps) and ``meta.json``
+(columns, split rows, scaler fitted on train only, and the raw data's hash). Windows are cut
+from the map when a batch reads them; stacked, they would repeat the series ``lookback``
+times over. Preparing holds the series itself in memory (pandas: sorting, filling and the
+checks need all of it), which is ``lookback`` times smaller than its windows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from rnnlab.data import checks, read_prepared_meta, write_prepared
+from rnnlab.data.arrays import open_mapped
 from rnnlab.data.preprocessing import (
     Scaler,
     SplitBounds,
@@ -62,8 +65,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         filled[data.time_column],
         str(source),
     )
+    scaled = scaler.transform(values)
     prepared = filled.copy()
-    prepared[columns] = scaler.transform(values)
+    prepared[columns] = scaled
     prepared.insert(1, "split", _split_labels(bounds))
 
     meta = {
@@ -81,7 +85,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     }
     # Windows span splits (their lookback reaches back), so the series stays whole.
     series_csv = {"series.csv": prepared.to_csv(index=False)}
-    write_prepared(paths, meta, {}, {f"{data.name}.csv": raw.to_csv(index=False)}, series_csv)
+    raw_csv = {f"{data.name}.csv": raw.to_csv(index=False)}
+    series_npy = {"series": scaled.astype(np.float32)}
+    write_prepared(paths, meta, {}, raw_csv, series_csv, series_npy)
     counts = {s: int((prepared["split"] == s).sum()) for s in SPLITS}
     return {"rows": len(prepared), "missing_filled": n_missing, **counts}
 
@@ -119,7 +125,7 @@ class PreparedSeries:
     """The prepared series loaded back: scaled values and everything needed to undo them."""
 
     times: pd.Series
-    values: np.ndarray  # (N, F) scaled; targets first, then covariates
+    values: np.ndarray  # (N, F) scaled, memory-mapped; targets first, then covariates
     meta: dict[str, Any]
 
     @property
@@ -146,6 +152,11 @@ class PreparedSeries:
 
 def load_prepared(prepared_dir: Path) -> PreparedSeries:
     meta = read_prepared_meta(prepared_dir, "forecast")
-    frame = pd.read_csv(prepared_dir / "series.csv", parse_dates=[meta["time_column"]])
-    columns = [*meta["target_columns"], *meta["covariate_columns"]]
-    return PreparedSeries(frame[meta["time_column"]], frame[columns].to_numpy(np.float32), meta)
+    if not (prepared_dir / "series.npy").exists():
+        raise DataError(
+            f"{prepared_dir} has no series.npy (prepared by an older rnnlab); run the prepare "
+            "stage again (`dvc repro prepare`)."
+        )
+    time = meta["time_column"]
+    times = pd.read_csv(prepared_dir / "series.csv", usecols=[time], parse_dates=[time])[time]
+    return PreparedSeries(times, open_mapped(prepared_dir / "series.npy"), meta)

@@ -9,9 +9,10 @@ sources and texts are encoded at prediction time exactly as in training. Pure Py
 
 from __future__ import annotations
 
+import codecs
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -29,20 +30,39 @@ LEVELS = ("char", "word")
 
 def read_text(path: Path) -> str:
     """The whole file as text; empty or non-UTF-8 files are refused with the reason."""
+    return "".join(read_text_chunks(path))
+
+
+def read_text_chunks(path: Path, block: int = 1 << 22) -> Iterator[str]:
+    """The file as text, decoded ``block`` bytes at a time (a character is never cut), so a
+    text larger than memory can be streamed. A non-UTF-8 file is refused at its first bad
+    byte, an empty one (or only whitespace) once it has been read."""
     if not path.is_file():
         raise DataError(f"Text file {path} not found; set `data.path` to an existing file.")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path} is not UTF-8 text: byte {err.start} (line {line}) cannot be decoded. "
-            "Convert it first, e.g. `iconv -f latin1 -t utf-8`."
-        ) from None
-    if not text.strip():
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = newlines = 0  # bytes and line breaks before the current block
+    has_text = False
+    with open(path, "rb") as file:
+        while True:
+            raw = file.read(block)
+            pending = len(decoder.getstate()[0])  # undecoded bytes the block before left
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as err:  # err.object: the pending bytes, then the block
+                start = offset - pending + err.start
+                line = newlines + err.object[: err.start].count(b"\n") + 1
+                raise DataError(
+                    f"{path} is not UTF-8 text: byte {start} (line {line}) cannot be decoded. "
+                    "Convert it first, e.g. `iconv -f latin1 -t utf-8`."
+                ) from None
+            offset, newlines = offset + len(raw), newlines + raw.count(b"\n")
+            has_text = has_text or bool(text.strip())
+            if text:
+                yield text
+            if not raw:
+                break
+    if not has_text:
         raise DataError(f"{path} is empty (or only whitespace); it needs some text.")
-    return text
 
 
 def tokenize(text: str, level: str, lowercase: bool = False) -> list[str]:
@@ -69,9 +89,15 @@ class Vocabulary:
     lowercase: bool = False
 
     @classmethod
-    def build(
+    def build(cls, sequences: Iterable[list[str]], level: str, **options: Any) -> Vocabulary:
+        """From tokenised training sequences; ``options`` as for ``from_counts``."""
+        counts = Counter(token for sequence in sequences for token in sequence)
+        return cls.from_counts(counts, level, **options)
+
+    @classmethod
+    def from_counts(
         cls,
-        sequences: Iterable[list[str]],
+        counts: Mapping[str, int],
         level: str,
         *,
         lowercase: bool = False,
@@ -79,8 +105,8 @@ class Vocabulary:
         min_freq: int = 1,
         max_size: int | None = None,
     ) -> Vocabulary:
-        """From tokenised training sequences; ``max_size`` counts the specials too."""
-        counts = Counter(token for sequence in sequences for token in sequence)
+        """From the training tokens' counts (counted in chunks when the text is large);
+        ``max_size`` counts the specials too."""
         fixed = [PAD, UNK, *(s for s in specials if s not in (PAD, UNK))]
         kept = [t for t, n in counts.items() if n >= min_freq and t not in fixed]
         ranked = sorted(kept, key=lambda t: (-counts[t], t))

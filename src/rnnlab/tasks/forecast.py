@@ -6,6 +6,7 @@ very same test windows, so the model has to earn its MASE.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 import torchmetrics.functional as tmf
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import StackDataset
+from torch.utils.data import Dataset
 
+from rnnlab.data.arrays import open_mapped
 from rnnlab.data.checks import model_input, require_columns
 from rnnlab.data.forecast import PreparedSeries, load_prepared
 from rnnlab.data.preprocessing import Scaler, make_windows, window_starts
@@ -29,16 +31,46 @@ from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.inference import predict_batches
 
 
+class SeriesWindows(Dataset):
+    """``{"x": (lookback, F), "y": (horizon, targets)}`` windows of ``values`` starting at
+    ``starts``, cut when an item is read: with ``values`` memory-mapped, only the windows of the
+    batches being read are ever in memory, whatever the length of the series."""
+
+    def __init__(
+        self, values: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, n_targets: int
+    ) -> None:
+        self.values, self.starts = values, starts
+        self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        start, cut = int(self.starts[i]), int(self.starts[i]) + self.lookback
+        x = np.array(self.values[start:cut], dtype=np.float32)  # a copy, out of the map
+        y = np.array(self.values[cut : cut + self.horizon, : self.n_targets], dtype=np.float32)
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A spawned process (ddp_spawn, loader workers) maps the file again, not a pickled copy.
+        state = dict(self.__dict__)
+        if isinstance(self.values, np.memmap):
+            state["values"] = Path(self.values.filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["values"], Path):
+            state["values"] = open_mapped(state["values"])
+        self.__dict__.update(state)
+
+
 def windows(
     series: PreparedSeries, split: str, lookback: int, horizon: int
-) -> tuple[np.ndarray, StackDataset]:
-    """Start rows and ``{"x", "y"}`` items of every (lookback, horizon) window whose targets
-    fall inside one split."""
-    start, end = series.split_range(split)
-    starts = window_starts(start, end, lookback, horizon)
-    targets = list(range(series.n_targets))
-    x, y = make_windows(series.values, starts, lookback, horizon, targets)
-    return starts, StackDataset(x=torch.from_numpy(x), y=torch.from_numpy(y))
+) -> tuple[np.ndarray, SeriesWindows]:
+    """Start rows and the windows of every (lookback, horizon) window whose targets fall
+    inside one split."""
+    starts = window_starts(*series.split_range(split), lookback, horizon)
+    return starts, SeriesWindows(series.values, starts, lookback, horizon, series.n_targets)
 
 
 class Forecaster(nn.Module):
@@ -150,9 +182,10 @@ class ForecastTask(Task):
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
         series = load_prepared(paths.prepared_dir)
         lookback, horizon = cfg.task.lookback, cfg.task.horizon
-        starts, test = windows(series, "test", lookback, horizon)
-        scaled = torch.cat(predict_batches(model, test.datasets["x"])).numpy()
         nt, m = series.n_targets, series.meta["seasonal_period"]
+        starts = window_starts(*series.split_range("test"), lookback, horizon)
+        x, _ = make_windows(series.values, starts, lookback, horizon, list(range(nt)))
+        scaled = torch.cat(predict_batches(model, torch.from_numpy(x))).numpy()
         values = series.values[:, :nt].astype(np.float64)  # scaled targets (N, nt)
         ridge, alphas = forecast_baselines.ridge_nlinear(
             values,
@@ -191,7 +224,7 @@ class ForecastTask(Task):
             metrics["model"]["mae"] / metrics["seasonal_naive"]["mae"]
         )
         metrics["ridge_nlinear"]["alpha"] = float(np.mean(alphas))
-        metrics["windows"] = len(test)
+        metrics["windows"] = len(starts)
         model_forecast, snaive = forecasts["model"], forecasts["seasonal_naive"]
         table = _forecast_table(series, starts, lookback, horizon, actual, model_forecast, snaive)
         names = series.meta["target_columns"]

@@ -35,10 +35,16 @@ from rnnlab.tasks.recurrent_encoder_options import recurrent_options
 EVAL_BATCH = 8  # parallel rows when scoring val/test: wide enough to be fast, few cut tokens
 
 
-def batchify(ids: np.ndarray, batch_size: int) -> Tensor:
-    """Token stream (N,) -> (batch_size, N // batch_size): row b is the b-th contiguous slice."""
+def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """Token stream (N,) -> (batch_size, N // batch_size): row b is the b-th contiguous slice.
+    A view: on a memory-mapped stream nothing is read until a window is cut from it."""
     columns = len(ids) // batch_size
-    return torch.from_numpy(ids[: batch_size * columns].astype(np.int64)).view(batch_size, columns)
+    return ids[: batch_size * columns].reshape(batch_size, columns)
+
+
+def cut(rows: np.ndarray, row: int | slice, start: int, steps: int) -> Tensor:
+    """``steps`` tokens of ``rows`` from column ``start`` on, read into an int64 tensor."""
+    return torch.from_numpy(rows[row, start : start + steps].astype(np.int64))
 
 
 class ContiguousBatches(Dataset):
@@ -51,7 +57,7 @@ class ContiguousBatches(Dataset):
     def __init__(self, ids: np.ndarray, batch_size: int, bptt: int, split: str) -> None:
         self.rows = batchify(ids, batch_size)  # (B, N)
         self.batch_size, self.bptt = batch_size, bptt
-        self.windows = (self.rows.size(1) - 1) // bptt
+        self.windows = (self.rows.shape[1] - 1) // bptt
         if self.windows < 1:
             raise DataError(
                 f"The {split} split has {len(ids)} tokens: too few for one window of "
@@ -64,8 +70,7 @@ class ContiguousBatches(Dataset):
 
     def __getitem__(self, j: int) -> dict[str, Tensor]:
         window, row = divmod(j, self.batch_size)
-        start = window * self.bptt
-        chunk = self.rows[row, start : start + self.bptt + 1]  # (bptt + 1,)
+        chunk = cut(self.rows, row, window * self.bptt, self.bptt + 1)  # (bptt + 1,)
         return {"x": chunk[:-1], "y": chunk[1:]}
 
 
@@ -75,8 +80,8 @@ def stream_loss(model: RecurrentLanguageModel, ids: np.ndarray, bptt: int) -> fl
     model.eval()
     rows = batchify(ids, max(1, min(EVAL_BATCH, len(ids) // 2)))  # (B, N >= 2)
     total, count, state = 0.0, 0, None
-    for start in range(0, rows.size(1) - 1, bptt):
-        chunk = rows[:, start : start + bptt + 1]  # (B, <= bptt + 1)
+    for start in range(0, rows.shape[1] - 1, bptt):
+        chunk = cut(rows, slice(None), start, bptt + 1)  # (B, <= bptt + 1)
         logits, state = model.step(chunk[:, :-1], state)
         state = detach_state(state)
         target = chunk[:, 1:]
@@ -128,8 +133,7 @@ class LanguageModelTask(Task):
     name = "lm"
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
-        meta, splits = load_prepared(paths.prepared_dir)
-        ids = {split: arrays["ids"] for split, arrays in splits.items()}
+        meta, ids = load_prepared(paths.prepared_dir)
         batch, bptt = cfg.trainer.batch_size, cfg.task.bptt
         return TaskData(
             train=ContiguousBatches(ids["train"], batch, bptt, "train"),
@@ -185,8 +189,7 @@ class LanguageModelTask(Task):
         return pd.DataFrame({"prompt": frame["prompt"].astype(str), "generated": generated})
 
     def evaluate(self, cfg: DictConfig, paths: RunPaths, model: nn.Module) -> Evaluation:
-        meta, splits = load_prepared(paths.prepared_dir)
-        ids = {split: arrays["ids"] for split, arrays in splits.items()}
+        meta, ids = load_prepared(paths.prepared_dir)
         baselines = NgramBaselines(ids["train"], len(meta["vocab"]["tokens"]))
         baselines.fit_weight(ids["val"])
         kneser_ney = KneserNey(ids["train"], len(meta["vocab"]["tokens"]))
