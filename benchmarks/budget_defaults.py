@@ -4,16 +4,21 @@ For a task and corpus, every candidate (a named list of config overrides, below)
 pipeline (prepare -> train -> evaluate) in its own process under ``trainer.max_time``, with
 Lightning's budget clock switched from wall time to the process's CPU time, so a candidate
 gets the same amount of computation whatever else the (shared) machine is doing. Reports the
-test and validation figures, epochs run and CPU-seconds (fitting budget and whole process).
+test and validation figures, the best and last epoch, CPU-seconds (fitting budget and whole
+process) and the longest silence of the run's log, which goes through a pipe as under DVC.
 
-    nice -n 10 python benchmarks/budget_defaults.py --task lm --corpus pydoc_topics \\
+    nice -n 10 python benchmarks/budget_defaults.py --task lm --corpus pydoc_topics \
         --candidates previous,lstm256 --budget 600
     python benchmarks/budget_defaults.py --task lm --quick      # seconds: a smoke check
-    python benchmarks/budget_defaults.py --task classify --corpus sentiment --budget 600
+    python benchmarks/budget_defaults.py --task classify --corpus japanese_vowels \
+        --candidates previous,current,bigru1_cosine_p6
 
-Corpora: ``pydoc_topics`` (the default LM corpus), ``docstrings`` (CPython's standard-library
-docstrings, about 1.6 M characters, a second text that exists offline) and ``sentiment`` (a
-generated, synthetic labelled corpus, see ``sentiment_text``).
+Corpora (``CORPORA``): ``pydoc_topics`` (the default LM corpus), ``docstrings`` (CPython's
+standard-library docstrings, about 1.6 M characters, a second text that exists offline),
+``sentiment`` (a generated, synthetic labelled corpus, see ``sentiment_frame``),
+``japanese_vowels``, ``dates`` (seq2seq), ``adding`` and ``copy_memory`` (longrange). For the
+LM, the loss of the first 20 characters after each val line break read from a zero state
+shows how well generation without a warm-up would start (``line_start_losses``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,18 @@ from _common import (
 
 COMMON = ["logger=none", "trainer.num_threads=1", "trainer.grad_flow_batches=0"]
 
+# Shared pieces of the candidates below.
+PLATEAU_40 = [
+    "model=lstm",
+    "model.hidden_size=64",
+    "model.num_layers=2",
+    "trainer.optimizer.lr=0.003",
+    "trainer.max_epochs=40",
+    "trainer.scheduler.name=plateau",
+    "trainer.early_stopping_patience=8",
+]
+COSINE = ["trainer.scheduler.name=cosine", "trainer.scheduler.warmup=0.05"]
+
 # The search: named candidates per task. `previous` is the default before the budget study.
 CANDIDATES: dict[str, dict[str, list[str]]] = {
     "lm": {
@@ -61,6 +78,8 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
             "trainer.early_stopping_patience=8",
         ],
         "current": [],  # whatever conf/ says now
+        "zero_state_0.1": ["task.zero_state_fraction=0.1"],
+        "zero_state_0.3": ["task.zero_state_fraction=0.3"],
         "lstm256": [
             "model=lstm",
             "model.hidden_size=256",
@@ -76,14 +95,7 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         ],
     },
     "classify": {
-        "previous": [
-            "model=lstm",
-            "model.hidden_size=64",
-            "model.num_layers=2",
-            "trainer.max_epochs=40",
-            "trainer.scheduler.name=plateau",
-            "trainer.early_stopping_patience=8",
-        ],
+        "previous": PLATEAU_40,
         "current": [],
         "bigru_cosine": [
             "model=bigru",
@@ -93,6 +105,66 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
             "trainer.scheduler.name=cosine",
             "trainer.scheduler.warmup=0.05",
             "trainer.early_stopping_patience=3",
+        ],
+        # For the sequence data (japanese_vowels): 4 batches an epoch, so many epochs.
+        "lstm_cosine_p3": [*COSINE, "trainer.max_epochs=40", "trainer.early_stopping_patience=3"],
+        "lstm_cosine_p6": [*COSINE, "trainer.max_epochs=40", "trainer.early_stopping_patience=6"],
+        "gru_cosine_p6": [
+            "model=gru",
+            *COSINE,
+            "trainer.max_epochs=40",
+            "trainer.early_stopping_patience=6",
+        ],
+        "bigru1_cosine_p6": [
+            "model=bigru",
+            "model.num_layers=1",
+            *COSINE,
+            "trainer.max_epochs=40",
+            "trainer.early_stopping_patience=6",
+        ],
+        "bigru1_cosine_e60_p6": [
+            "model=bigru",
+            "model.num_layers=1",
+            *COSINE,
+            "trainer.max_epochs=60",
+            "trainer.early_stopping_patience=6",
+        ],
+        "bigru1_cosine_lr1e-2_p6": [
+            "model=bigru",
+            "model.num_layers=1",
+            *COSINE,
+            "trainer.max_epochs=40",
+            "trainer.early_stopping_patience=6",
+            "trainer.optimizer.lr=0.01",
+        ],
+        "bigru_cosine_p6": [
+            "model=bigru",
+            *COSINE,
+            "trainer.max_epochs=40",
+            "trainer.early_stopping_patience=6",
+        ],
+    },
+    "seq2seq": {
+        "previous": PLATEAU_40,
+        "current": [],
+        "lstm_cosine_e8": [*COSINE, "trainer.max_epochs=8", "trainer.early_stopping_patience=3"],
+        "gru1_cosine_e8": [
+            "model=gru",
+            "model.num_layers=1",
+            *COSINE,
+            "trainer.max_epochs=8",
+            "trainer.early_stopping_patience=3",
+        ],
+    },
+    "longrange": {
+        "previous": PLATEAU_40,
+        "current": [],
+        "lstm_cosine_e20": [*COSINE, "trainer.max_epochs=20", "trainer.early_stopping_patience=4"],
+        "lstm_cosine_e20_lr1e-2": [
+            *COSINE,
+            "trainer.max_epochs=20",
+            "trainer.early_stopping_patience=4",
+            "trainer.optimizer.lr=0.01",
         ],
     },
 }
@@ -122,19 +194,33 @@ def docstrings_text() -> str:
 QUICK = {
     "lm": ["data.max_chars=60000", "trainer.batch_size=16", "evaluate.sample_length=20"],
     "classify": [],
+    "seq2seq": ["data.n_train=500", "data.n_val=100", "data.n_test=100"],
+    "longrange": ["data.n_train=500", "data.n_val=100", "data.n_test=100"],
+}
+
+# Each task's corpora (the first is its default) and data overrides; lm's docstrings and
+# classify's sentiment are written to the scratch folder by `corpus_overrides`.
+CORPORA = {
+    "lm": {"pydoc_topics": ["data=pydoc_topics"], "docstrings": []},
+    "classify": {"sentiment": [], "japanese_vowels": ["data=japanese_vowels"]},
+    "seq2seq": {"dates": ["data=dates"]},
+    "longrange": {"adding": ["data=adding"], "copy_memory": ["data=copy_memory"]},
 }
 
 
 def corpus_overrides(task: str, corpus: str, scratch: Path, quick: bool) -> list[str]:
-    if task == "lm":
-        if corpus == "pydoc_topics":
-            return ["task=lm", "data=pydoc_topics"]
-        path = scratch / "docstrings.txt"
-        path.write_text(docstrings_text(), encoding="utf-8")
-        return ["task=lm", "data=text_file", f"data.path={path}"]
-    path = scratch / "sentiment.csv"
-    sentiment_frame(2000 if quick else 30000).to_csv(path, index=False)
-    return ["task=classify", "data=text", f"data.path={path}"]
+    if corpus not in CORPORA[task]:
+        raise SystemExit(f"--corpus for --task {task}: one of {sorted(CORPORA[task])}")
+    generated = scratch / {"docstrings": "docstrings.txt", "sentiment": "sentiment.csv"}.get(
+        corpus, ""
+    )
+    if corpus == "docstrings":
+        generated.write_text(docstrings_text(), encoding="utf-8")
+        return ["task=lm", "data=text_file", f"data.path={generated}"]
+    if corpus == "sentiment":
+        sentiment_frame(2000 if quick else 30000).to_csv(generated, index=False)
+        return ["task=classify", "data=text", f"data.path={generated}"]
+    return [f"task={task}", *CORPORA[task][corpus]]
 
 
 def sentiment_frame(n: int, seed: int = 0) -> Any:
@@ -170,6 +256,36 @@ def sentiment_frame(n: int, seed: int = 0) -> Any:
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
+def line_start_losses(out: Path, length: int = 20, context: int = 100) -> dict[str, float]:
+    """Mean loss (nats/token) of the first ``length`` tokens after each val line break, read
+    from a zero state (``zero``: where generation without a warm-up starts) and after the
+    ``context`` tokens before the line break (``in_context``)."""
+    import torch
+    from torch import nn
+
+    from rnnlab.data.lm import load_prepared
+    from rnnlab.data.text_tokens import Vocabulary
+    from rnnlab.model_store import load_trained
+    from rnnlab.paths import RunPaths
+
+    paths = RunPaths(out)
+    trained = load_trained(paths.model_dir)
+    meta, splits = load_prepared(paths.prepared_dir)
+    ids = torch.from_numpy(splits["val"]["ids"].astype("int64"))
+    newline = Vocabulary.from_dict(meta["vocab"]).encode(["\n"], what="newline")[0]
+    breaks = (ids == newline).nonzero().flatten()
+    breaks = breaks[(breaks >= context) & (breaks + length < len(ids))]  # (N,)
+    losses = {}
+    with torch.no_grad():
+        for name, before in (("zero", 0), ("in_context", context)):
+            steps = torch.arange(-before, length + 1)  # the line break at 0
+            windows = ids[breaks[:, None] + steps]  # (N, before + length + 1)
+            logits, _ = trained.model.step(windows[:, :-1])
+            scored = logits[:, -length:].flatten(0, 1), windows[:, -length:].flatten()
+            losses[name] = float(nn.functional.cross_entropy(*scored))
+    return {**losses, "line_starts": len(breaks)}
+
+
 def worker(out: Path, overrides: list[str], budget: float) -> None:
     """One candidate in this process: Lightning's budget clock reads CPU time, not wall time."""
     import types
@@ -187,53 +303,111 @@ def worker(out: Path, overrides: list[str], budget: float) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_seconds_total"] = usage.ru_utime + usage.ru_stime
     result["cpu_seconds_pipeline"] = time.process_time() - started
+    result["best_epoch"] = best_epoch(out)
+    if cfg.task.name == "lm":
+        result["evaluate"]["val"]["line_start"] = line_start_losses(out)
     write_json(out / "result.json", result)
 
 
 def run_candidate(name: str, overrides: list[str], budget: float, scratch: Path) -> dict:
+    """Runs the candidate with its output through a pipe, as under DVC or CI (not a terminal),
+    and records the longest wall-clock silence between two of its lines (target: < 30 s)."""
     out = scratch / name
     command = [python(), __file__, "--worker", str(out), "--budget", str(budget), "--", *overrides]
     print("$", " ".join(command[2:]), flush=True)
-    subprocess.run(command, env={**child_env(), "OMP_NUM_THREADS": "1"}, check=True)
-    return json.loads((out / "result.json").read_text())
+    env = {**child_env(), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as child:
+        assert child.stdout is not None
+        last, longest = time.monotonic(), 0.0
+        for line in child.stdout:
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+            print(line, end="", flush=True)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
+    result = json.loads((out / "result.json").read_text())
+    return {**result, "longest_silence_s": longest}
+
+
+# Per task: (column, path into the evaluation) of the figures shown; the model's first.
+FIGURES = {
+    "lm": [
+        ("test nats/char", "test.model.loss"),
+        ("val nats/char", "val.model.loss"),
+        ("test bigram", "test.bigram.loss"),
+        ("test Kneser-Ney", "test.kneser_ney.loss"),
+        ("val line starts: from zero state", "val.line_start.zero"),
+        ("val line starts: in context", "val.line_start.in_context"),
+    ],
+    "classify": [
+        ("test accuracy", "test.model.accuracy"),
+        ("test macro-F1", "test.model.macro_f1"),
+        ("test logistic", "test.logistic.accuracy"),
+        ("test TF-IDF", "test.tfidf.accuracy"),
+    ],
+    "seq2seq": [
+        ("test exact match", "test.model.exact_match"),
+        ("test token accuracy", "test.model.token_accuracy"),
+        ("exact match, longest quarter", "test.model.exact_match_longest"),
+    ],
+    "longrange": [
+        ("test MSE", "test.model.mse"),
+        ("test cross-entropy", "test.model.cross_entropy"),
+        ("test recall accuracy", "test.model.recall_accuracy"),
+        ("baseline MSE / cross-entropy", "test.baseline"),
+    ],
+}
+
+
+def figure(evaluation: dict, path: str) -> str:
+    value: Any = evaluation
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, dict):  # a baseline row: whichever of its scores the problem has
+        value = value.get("mse", value.get("cross_entropy"))
+    return "–" if value is None else f"{value:.4f}"
+
+
+def best_epoch(out: Path) -> int:
+    """The epoch of the lowest validation loss: the checkpoint that was evaluated."""
+    import pandas as pd
+
+    curve = pd.read_csv(out / "plots" / "learning_curve.csv")
+    return int(curve.loc[curve["val_loss"].idxmin(), "epoch"])
 
 
 def row(task: str, name: str, result: dict) -> list[Any]:
-    test, train = result["evaluate"]["test"], result["train"]
-    if task == "lm":
-        figures = [
-            f"{test['model']['loss']:.3f}",
-            f"{result['evaluate']['val']['model']['loss']:.3f}",
-        ]
-        figures += [
-            f"{test[b]['loss']:.3f}" if b in test else "–" for b in ("bigram", "kneser_ney")
-        ]
-    else:
-        figures = [f"{test['model']['accuracy']:.3f}", f"{test['model']['macro_f1']:.3f}"]
-        figures += [
-            f"{test[b]['accuracy']:.3f}" if b in test else "–" for b in ("logistic", "tfidf")
-        ]
+    train = result["train"]
     return [
         name,
-        *figures,
-        train["epochs"],
+        *(figure(result["evaluate"], path) for _, path in FIGURES[task]),
+        f"{train['best_val_loss']:.4f}",
+        f"{result['best_epoch']} / {train['epochs']}",
         f"{train['train_seconds']:.0f}",
         f"{result['cpu_seconds_total']:.0f}",
+        f"{result['longest_silence_s']:.0f}",
     ]
 
 
 def header(task: str) -> list[str]:
-    if task == "lm":
-        figures = ["test nats/char", "val nats/char", "test bigram", "test Kneser-Ney"]
-    else:
-        figures = ["test accuracy", "test macro-F1", "test logistic", "test TF-IDF"]
-    return ["candidate", *figures, "epochs", "fit wall s", "CPU s (process)"]
+    figures = [column for column, _ in FIGURES[task]]
+    return [
+        "candidate",
+        *figures,
+        "best val loss",
+        "best / last epoch",
+        "fit wall s",
+        "CPU s",
+        "longest log silence s",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=sorted(CANDIDATES), default="lm")
-    parser.add_argument("--corpus", default=None, help="pydoc_topics | docstrings | sentiment")
+    parser.add_argument("--corpus", default=None, help="default: the task's first in CORPORA")
     parser.add_argument("--candidates", default="previous,current")
     parser.add_argument("--budget", type=float, default=600.0, help="CPU-seconds of fitting")
     parser.add_argument("--quick", action="store_true", help="5-second budgets, small data")
@@ -245,7 +419,7 @@ def main() -> None:
         worker(Path(args.worker), args.overrides, args.budget)
         return
     sigterm_exits()
-    corpus = args.corpus or ("pydoc_topics" if args.task == "lm" else "sentiment")
+    corpus = args.corpus or next(iter(CORPORA[args.task]))
     budget = 5.0 if args.quick else args.budget
     print(machine_line(machine_info()), flush=True)
     rows, results = [], {}

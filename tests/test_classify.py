@@ -126,17 +126,19 @@ def test_bigru_reaches_the_published_level_on_japanese_vowels(tmp_path: Path, cl
 
 @pytest.mark.slow
 def test_default_classify_config_on_japanese_vowels(tmp_path: Path, classify_cfg) -> None:
-    """The default model (a 2-layer LSTM) with no tuning: a lower bar than the best variant."""
+    """The default (2x64 bidirectional GRU, cosine schedule, chosen at a fixed budget in
+    docs/benchmarks.md: 0.987 there) reaches the best variants' level."""
     cfg = classify_cfg("data=japanese_vowels", "logger=none")
     result = run_pipeline(cfg, RunPaths(tmp_path / "job"))
-    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.92
+    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.97
 
 
 @pytest.mark.slow
 def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
     tmp_path: Path, tracking: str, classify_cfg
 ) -> None:
-    cfg = classify_cfg("data=japanese_vowels", "experiment=quick")
+    # Four epochs of 4 batches: with the default cosine schedule two learned too little to tell.
+    cfg = classify_cfg("data=japanese_vowels", "experiment=quick", "trainer.max_epochs=4")
     job = RunPaths(tmp_path / "job")
     result = run_pipeline(cfg, job)
 
@@ -145,7 +147,7 @@ def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
         assert "macro_f1" in metrics[name]
     assert metrics["logistic"]["accuracy"] > 0.9
     assert metrics["majority"]["accuracy"] < 0.1
-    # Two epochs (experiment=quick) already learn something: measured 0.211 against 0.084.
+    # Four epochs already learn something: measured 0.232 against 0.084.
     assert metrics["model"]["accuracy"] > 2 * metrics["majority"]["accuracy"]
     assert set(metrics["per_class"]) == {str(k) for k in range(1, 10)}
     confusion = pd.read_csv(job.plots_dir / "evaluate/confusion.csv")

@@ -99,6 +99,31 @@ def test_tbptt_carries_the_detached_state_into_the_next_batch(compose_cfg) -> No
     assert "train" not in module.carried  # reset at every epoch
 
 
+def test_zero_state_fraction_restarts_some_training_rows_from_zero(compose_cfg) -> None:
+    torch.manual_seed(0)
+    model = RecurrentLanguageModel(20, 8, 16, num_layers=2, cell="lstm")
+    cfg = compose_cfg(["task=lm", "data=pydoc_topics", "task.zero_state_fraction=0.5"])
+    module = get_task("lm").lightning_module(model, cfg)
+    seen = []
+    step = model.step
+    model.step = lambda x, state=None: (seen.append(state), step(x, state))[1]
+    data = ContiguousBatches(np.random.default_rng(0).integers(1, 20, 20000), 64, 12, "train")
+    first, second = list(DataLoader(data, batch_size=64, shuffle=False))[:2]
+
+    for split in ("train", "val"):
+        module.predict_batch(first, split)
+        carried = module.carried[split]
+        module.predict_batch(second, split)
+        h, c = seen[-1]  # (layers, B, H) each, as the second batch started
+        zeroed = (h == 0).all(dim=(0, 2)) & (c == 0).all(dim=(0, 2))  # (B,)
+        kept = (h == carried[0]).all(dim=(0, 2)) & (c == carried[1]).all(dim=(0, 2))
+        assert bool((zeroed | kept).all())  # a row is either restarted whole or carried whole
+        if split == "train":
+            assert 16 <= int(zeroed.sum()) <= 48  # about half of 64 rows
+        else:
+            assert not zeroed.any()  # validation always carries the state
+
+
 def test_weight_tying_shares_one_tensor_and_needs_matching_sizes(compose_cfg) -> None:
     tied = RecurrentLanguageModel(30, 16, 16, tie_weights=True)
     assert tied.output.weight is tied.embedding.weight

@@ -267,6 +267,8 @@ def test_leaderboard_has_the_companion_metric_baselines_as_rows_and_a_telling_ax
         (["experiment=quick", "seed=3", "trainer.num_threads=1"], "segrnn-h16-ep2-seed3-co2"),
         (["task=lm", "data=pydoc_topics", "task.bptt=64"], "lstm-bptt64-pydoc_topics"),
         (["task=lm", "data=pydoc_topics", "model.hidden_size=64"], "lstm-h64-pydoc_topics"),
+        (["task=classify", "data=japanese_vowels"], "bigru-japanese_vowels"),
+        (["task=classify", "data=japanese_vowels", "model=lstm"], "lstm-japanese_vowels"),
     ],
 )
 def test_run_names_carry_what_differs_from_the_defaults(compose_cfg, overrides, name) -> None:

@@ -89,6 +89,7 @@ class LMTaskConfig:
     bptt: int = at_least(100, 2)  # truncated-BPTT window: steps between state detaches
     embedding_dim: int = at_least(64, 1)
     tie_weights: bool = False  # share embedding and output matrix (embedding_dim == hidden)
+    zero_state_fraction: float = at_least(0.0, 0.0, high=1.0)  # training rows reset per batch
     monitor: str = "val/loss"
 
 

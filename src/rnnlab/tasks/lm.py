@@ -163,7 +163,7 @@ class LanguageModelTask(Task):
                 f"trainer.strategy={cfg.trainer.strategy} would split across processes; "
                 "train it in one process (trainer=default or trainer=gpu)."
             )
-        return TruncatedBPTTModule(model, self.loss, cfg.trainer)
+        return TruncatedBPTTModule(model, self.loss, cfg.trainer, cfg.task.zero_state_fraction)
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         meta = read_prepared_meta(paths.prepared_dir, "lm")
