@@ -260,6 +260,7 @@ def line_start_losses(out: Path, length: int = 20, context: int = 100) -> dict[s
     """Mean loss (nats/token) of the first ``length`` tokens after each val line break, read
     from a zero state (``zero``: where generation without a warm-up starts) and after the
     ``context`` tokens before the line break (``in_context``)."""
+    import numpy as np
     import torch
     from torch import nn
 
@@ -271,7 +272,7 @@ def line_start_losses(out: Path, length: int = 20, context: int = 100) -> dict[s
     paths = RunPaths(out)
     trained = load_trained(paths.model_dir)
     meta, splits = load_prepared(paths.prepared_dir)
-    ids = torch.from_numpy(splits["val"]["ids"].astype("int64"))
+    ids = torch.from_numpy(np.asarray(splits["val"], dtype=np.int64))  # (N,)
     newline = Vocabulary.from_dict(meta["vocab"]).encode(["\n"], what="newline")[0]
     breaks = (ids == newline).nonzero().flatten()
     breaks = breaks[(breaks >= context) & (breaks + length < len(ids))]  # (N,)
