@@ -107,6 +107,20 @@ def test_features_frames_and_training_statistics():
     assert mfcc.shape[1] == 13
 
 
+def test_per_recording_cmvn_removes_a_channel_gain():
+    """A recording through a louder microphone with a different frequency response: per-recording
+    normalisation gives the same features, the global one does not."""
+    noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    wave = _tone(16000, seconds=1.0) * np.linspace(0.1, 1.0, 16000, dtype=np.float32) + 0.05 * noise
+    coloured = 4.0 * np.append(wave[0], wave[1:] + 0.5 * wave[:-1]).astype(np.float32)
+    per_recording = FeaturePipeline(cmvn="utterance")
+    shifted = per_recording.raw_features(coloured) - per_recording.raw_features(wave)
+    global_shift = FeaturePipeline().raw_features(coloured) - FeaturePipeline().raw_features(wave)
+    assert np.abs(shifted).mean() < 0.1 < np.abs(global_shift).mean()
+    with pytest.raises(DataError, match="data.cmvn"):
+        FeaturePipeline(cmvn="speaker")
+
+
 def test_spec_augment_masks_whole_bands_and_spans():
     frames = np.ones((100, 40), np.float32)
     masked = spec_augment(frames, np.random.default_rng(0), 2, 8, 2, 10)

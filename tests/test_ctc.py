@@ -64,7 +64,13 @@ def test_error_rates():
 
 @pytest.mark.parametrize(
     ("arch", "options"),
-    [("gru", {"bidirectional": True}), ("lstm", {}), ("mlp", {}), ("transformer", {})],
+    [
+        ("gru", {"bidirectional": True}),
+        ("lstm", {}),
+        ("lstm", {"lookahead": 2}),
+        ("mlp", {}),
+        ("transformer", {}),
+    ],
 )
 def test_padding_never_changes_the_output(arch, options):
     torch.manual_seed(0)
@@ -79,14 +85,17 @@ def test_padding_never_changes_the_output(arch, options):
     torch.testing.assert_close(batch[0, :4], alone[0], atol=1e-5, rtol=1e-5)
 
 
-def test_streaming_in_chunks_equals_the_whole_utterance():
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_streaming_in_chunks_equals_the_whole_utterance(lookahead):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     wave = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     pipeline = FeaturePipeline(n_mels=12)
     pipeline = pipeline.fit([pipeline.raw_features(wave)])
     alphabet = ["_", "a", "b", "c"]
-    model = AcousticModel("gru", 12, 4, subsample=3, hidden_size=16, num_layers=2).eval()
+    model = AcousticModel(
+        "gru", 12, 4, subsample=3, lookahead=lookahead, hidden_size=16, num_layers=2
+    ).eval()
     offline = posteriors(model, [pipeline(wave)])[0]
     streaming = StreamingRecognizer(model, pipeline, alphabet)
     for start in range(0, len(wave), 1234):  # chunks that cut frames and stacks anywhere
@@ -97,3 +106,6 @@ def test_streaming_in_chunks_equals_the_whole_utterance():
     bidirectional = AcousticModel("gru", 12, 4, bidirectional=True, hidden_size=4)
     with pytest.raises(ConfigError, match="unidirectional"):
         StreamingRecognizer(bidirectional, pipeline, alphabet)
+    per_recording = FeaturePipeline(n_mels=12, cmvn="utterance")
+    with pytest.raises(ConfigError, match="data.cmvn=global"):
+        StreamingRecognizer(model, per_recording, alphabet)

@@ -156,6 +156,7 @@ class AudioFeatureConfig:
     n_mfcc: int = at_least(13, 2)
     win_ms: float = at_least(25.0, 5.0)
     hop_ms: float = at_least(10.0, 1.0)
+    cmvn: str = choice("utterance", ("global", "utterance"))  # see FeaturePipeline.cmvn
 
 
 @dataclass
@@ -243,6 +244,7 @@ class ASREvaluateConfig:
 class ASRTaskConfig:
     name: str = "asr"
     subsample: int = at_least(2, 1)  # stack this many feature frames into one model step
+    lookahead: int = at_least(0, 0)  # model steps of future each step also sees (latency)
     frame_context: int = at_least(4, 0)  # model=mlp: steps either side each output sees
     spec_augment: bool = True  # time and frequency masks on training features
     freq_masks: int = at_least(2, 0)

@@ -23,6 +23,7 @@ from rnnlab.errors import DataError
 AUDIO_EXTENSIONS = (".wav", ".flac")
 SILENCE_RMS = 1e-4  # -80 dBFS: below this a recording holds no usable sound
 FEATURE_KINDS = ("logmel", "mfcc")
+CMVN_KINDS = ("global", "utterance")
 
 
 def _check_wave(samples: np.ndarray, sample_rate: int, name: str, min_samples: int) -> None:
@@ -109,12 +110,18 @@ class FeaturePipeline:
     n_mfcc: int = 13
     win_ms: float = 25.0
     hop_ms: float = 10.0
+    # utterance: each recording's own mean and spread per channel are taken out first, which
+    # removes much of what differs between voices and microphones; it needs the whole recording
+    # (not for streaming). Saved models from before this setting existed used global.
+    cmvn: str = "global"  # global | utterance
     mean: list[float] = field(default_factory=list)  # per feature, training split only
     std: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise DataError(f"data.features={self.kind!r}; choose one of {list(FEATURE_KINDS)}.")
+        if self.cmvn not in CMVN_KINDS:
+            raise DataError(f"data.cmvn={self.cmvn!r}; choose one of {list(CMVN_KINDS)}.")
 
     @property
     def win_length(self) -> int:
@@ -129,7 +136,8 @@ class FeaturePipeline:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     def raw_features(self, samples: np.ndarray) -> np.ndarray:
-        """(T, F) float32 log-mel (natural log) or MFCC frames, not yet normalised."""
+        """(T, F) float32 log-mel (natural log) or MFCC frames, before the normalisation with
+        training statistics (with ``cmvn="utterance"`` already normalised per recording)."""
         import librosa
 
         n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two
@@ -145,7 +153,10 @@ class FeaturePipeline:
         logmel = np.log(mel + 1e-6)  # (n_mels, T)
         if self.kind == "mfcc":
             logmel = librosa.feature.mfcc(S=logmel, n_mfcc=self.n_mfcc)
-        return np.ascontiguousarray(logmel.T, dtype=np.float32)
+        frames = logmel.T
+        if self.cmvn == "utterance":
+            frames = (frames - frames.mean(axis=0)) / np.maximum(frames.std(axis=0), 1e-2)
+        return np.ascontiguousarray(frames, dtype=np.float32)
 
     @property
     def min_samples(self) -> int:

@@ -41,6 +41,7 @@ def feature_pipeline(data: Any) -> FeaturePipeline:
         n_mfcc=data.n_mfcc,
         win_ms=data.win_ms,
         hop_ms=data.hop_ms,
+        cmvn=data.cmvn,
     )
 
 

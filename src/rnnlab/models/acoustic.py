@@ -1,7 +1,10 @@
 """Acoustic model for CTC speech recognition: feature frames in, per-frame character scores out.
 
 Optional frame subsampling stacks ``subsample`` consecutive frames into one (fewer, wider
-steps: faster recurrent layers, and CTC still has enough frames per character). The encoder is
+steps: faster recurrent layers, and CTC still has enough frames per character). Optional
+``lookahead`` gives each step the next ``lookahead`` (stacked) steps as well: a unidirectional
+model then hears a little of the future, at the price of that much latency when streaming. The
+encoder is
 a recurrent network (RNN/LSTM/GRU, stacked, uni- or bidirectional), or one of two
 non-recurrent baselines: a feed-forward net that sees each frame with ``context`` frames either
 side, and a Transformer encoder over the whole utterance.
@@ -30,6 +33,7 @@ class AcousticModel(nn.Module):
         n_outputs: int,
         *,
         subsample: int = 1,
+        lookahead: int = 0,
         context: int = 0,
         init: str = "default",
         **encoder_options: Any,
@@ -42,7 +46,8 @@ class AcousticModel(nn.Module):
                 f"Unknown arch {arch!r} for an acoustic model; choose one of {ACOUSTIC_ARCHS}."
             )
         self.arch, self.subsample, self.context = arch, subsample, context
-        stacked = n_features * subsample
+        self.lookahead = lookahead
+        stacked = n_features * subsample * (1 + lookahead)
         self.encoder = build_encoder(arch, stacked, 2 * context + 1, **encoder_options)
         width = self.encoder.output_size
         self.head = nn.Linear(width, n_outputs)
@@ -64,6 +69,11 @@ class AcousticModel(nn.Module):
             x = nn.functional.pad(x, (0, 0, 0, extra))
         return x.reshape(batch, -1, self.subsample * features)
 
+    def with_lookahead(self, h: Tensor) -> Tensor:
+        """(B, t + L, D) -> (B, t, (1 + L) D): each step beside the L steps after it."""
+        steps = h.size(1) - self.lookahead
+        return torch.cat([h[:, i : i + steps] for i in range(self.lookahead + 1)], dim=-1)
+
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x (B, T, F) right-padded, lengths (B,) -> log-probabilities (B, T', V) and the
         number of real output frames (B,)."""
@@ -72,6 +82,8 @@ class AcousticModel(nn.Module):
         x = x[:, : int(lengths.max())]
         x = x.masked_fill(~lengths_to_mask(lengths.to(x.device), x.size(1)).unsqueeze(-1), 0.0)
         h = self.stack_frames(x)  # (B, T', kF)
+        # Past the end the lookahead sees zeros, as a stream does once it is finished.
+        h = self.with_lookahead(nn.functional.pad(h, (0, 0, 0, self.lookahead)))
         out_lengths = self.output_lengths(lengths)
         if isinstance(self.encoder, RecurrentEncoder):
             h, _, _ = self.encoder(h, out_lengths)  # (B, T', D)
@@ -90,12 +102,13 @@ class AcousticModel(nn.Module):
         return self.encoder(windows).view(batch, steps, -1)
 
     def step(self, stacked: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """Streaming: already stacked frames (B, t, kF) of a chunk and the state carried from the
+        """Streaming: already stacked frames (B, t + L, kF) of a chunk, the last ``lookahead``
+        (L) of them only heard as the future of the others, and the state carried from the
         previous chunk -> log-probabilities (B, t, V) and the new state."""
         if not self.streamable:
             raise ValueError(
                 "Only a unidirectional recurrent model transcribes in chunks; a bidirectional "
                 "or non-recurrent model needs the whole utterance."
             )
-        h, _, state = self.encoder(stacked, None, state)
+        h, _, state = self.encoder(self.with_lookahead(stacked), None, state)
         return torch.log_softmax(self.head(h), dim=-1), state

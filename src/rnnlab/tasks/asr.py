@@ -127,6 +127,7 @@ class ASRTask(Task):
             meta["n_features"],
             len(meta["alphabet"]),
             subsample=cfg.task.subsample,
+            lookahead=cfg.task.lookahead,
             context=cfg.task.frame_context,
             **{key: model[key] for key in ACOUSTIC_OPTIONS},
         )

@@ -3,6 +3,9 @@
 For a unidirectional recurrent acoustic model the result equals transcribing the whole
 utterance at once: feature frames are cut at the same sample positions (``center=False``
 framing), frames are stacked in the same groups, and the state after one chunk starts the next.
+A model with ``lookahead`` L emits a step only once the L steps after it have arrived (L x
+subsample x hop of extra latency); ``finish`` gives the last ones the zeros the offline model
+sees past the end.
 """
 
 from __future__ import annotations
@@ -26,10 +29,17 @@ class StreamingRecognizer:
                 "Streaming needs a unidirectional recurrent model (e.g. model=gru or lstm); a "
                 "bidirectional or non-recurrent one needs the whole utterance."
             )
+        if pipeline.cmvn != "global":
+            raise ConfigError(
+                f"Streaming needs features normalised with training statistics only "
+                f"(data.cmvn=global); this model was trained with data.cmvn={pipeline.cmvn}, "
+                "which needs the whole recording."
+            )
         self.model, self.pipeline, self.alphabet = model.eval(), pipeline, alphabet
         self.window, self.hop = pipeline.min_samples, pipeline.hop_length
         self.samples = np.zeros(0, np.float32)  # not yet framed; starts at a frame boundary
         self.frames = np.zeros((0, pipeline.n_features), np.float32)  # not yet stacked
+        self.future = torch.zeros(1, 0, pipeline.n_features * model.subsample)  # lookahead only
         self.state: State | None = None
         self.ids: list[int] = []
         self.previous = 0  # last frame's best id, for collapsing repeats across chunks
@@ -53,6 +63,8 @@ class StreamingRecognizer:
             missing = (-len(self.frames)) % self.model.subsample
             self._decode(np.pad(self.frames, ((0, missing), (0, 0))))
             self.frames = self.frames[:0]
+        if self.model.lookahead:
+            self._step(torch.zeros(1, self.model.lookahead, self.future.size(-1)))
         return self.text
 
     @property
@@ -60,9 +72,15 @@ class StreamingRecognizer:
         return "".join(self.alphabet[i] for i in self.ids)
 
     def _decode(self, frames: np.ndarray) -> None:
-        if not len(frames):
+        if len(frames):
+            self._step(self.model.stack_frames(torch.from_numpy(frames).unsqueeze(0)))
+
+    def _step(self, stacked: torch.Tensor) -> None:
+        """Decode the steps whose lookahead has arrived; keep the last L steps for later."""
+        x = torch.cat([self.future, stacked], dim=1)  # (1, t, kF)
+        self.future = x[:, max(x.size(1) - self.model.lookahead, 0) :]
+        if x.size(1) <= self.model.lookahead:
             return
-        x = self.model.stack_frames(torch.from_numpy(frames).unsqueeze(0))  # (1, t, kF)
         with torch.no_grad():
             log_probs, self.state = self.model.step(x, self.state)
         for i in log_probs[0].argmax(dim=-1).tolist():
