@@ -117,7 +117,7 @@ def test_per_recording_cmvn_removes_a_channel_gain():
     shifted = per_recording.raw_features(coloured) - per_recording.raw_features(wave)
     global_shift = FeaturePipeline().raw_features(coloured) - FeaturePipeline().raw_features(wave)
     assert np.abs(shifted).mean() < 0.1 < np.abs(global_shift).mean()
-    with pytest.raises(DataError, match="data.cmvn"):
+    with pytest.raises(DataError, match=r"data\.cmvn"):
         FeaturePipeline(cmvn="speaker")
 
 

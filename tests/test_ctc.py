@@ -107,5 +107,5 @@ def test_streaming_in_chunks_equals_the_whole_utterance(lookahead):
     with pytest.raises(ConfigError, match="unidirectional"):
         StreamingRecognizer(bidirectional, pipeline, alphabet)
     per_recording = FeaturePipeline(n_mels=12, cmvn="utterance")
-    with pytest.raises(ConfigError, match="data.cmvn=global"):
+    with pytest.raises(ConfigError, match=r"data\.cmvn=global"):
         StreamingRecognizer(model, per_recording, alphabet)
