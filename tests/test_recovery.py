@@ -21,7 +21,14 @@ from rnnlab import tracking as rnnlab_tracking
 from rnnlab.errors import DataError
 from rnnlab.io import read_json, write_json
 from rnnlab.paths import RunPaths
-from rnnlab.recovery import HOST_TAG, PROCESS_TAG, process_tags, remove_orphaned_temp
+from rnnlab.recovery import (
+    HOST_TAG,
+    PROCESS_TAG,
+    exit_on_signals,
+    process_tags,
+    remove_orphaned_temp,
+    signals_at_safe_points,
+)
 from rnnlab.stages.evaluate import run_evaluate
 from rnnlab.stages.prepare import run_prepare
 from rnnlab.stages.train import run_train
@@ -50,6 +57,28 @@ def test_runs_of_dead_processes_are_closed_as_killed_on_start(tracking):
     assert "no longer exists" in client.get_run(orphan).data.tags["rnnlab.note"]
     assert client.get_run(alive).info.status == "RUNNING"
     assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
+
+
+def test_a_signal_during_training_waits_for_a_safe_point_and_a_second_one_does_not():
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    exit_on_signals()
+    try:
+        reached = []
+        with pytest.raises(SystemExit) as stopped, signals_at_safe_points():
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached.append("after the signal")  # e.g. the MLflow write it arrived in
+        assert reached == ["after the signal"]
+        assert stopped.value.code == 143
+
+        with pytest.raises(SystemExit) as stopped, signals_at_safe_points():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("after two signals")
+        assert reached == ["after the signal"]
+        assert stopped.value.code == 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_temp_folders_of_dead_processes_are_removed(tmp_path):
@@ -229,7 +258,7 @@ def test_a_signal_stops_training_non_zero_and_marks_the_run_killed(tmp_path, sig
     root = stage_repo(tmp_path, [*SMALL_RUN, "trainer.max_epochs=50"])
     process = start_training_until(root, "epoch   1/50")
     process.send_signal(signum)
-    assert process.wait(timeout=120) == code
+    assert process.wait(timeout=120) == code, (root / "train.log").read_text()[-3000:]
     assert not (root / "models").exists()
     assert not list(root.glob(".models.tmp-*"))
     from mlflow import MlflowClient

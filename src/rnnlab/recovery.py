@@ -9,7 +9,10 @@
   and never a live process's.
 - SIGTERM and SIGINT raise ``SystemExit(143)`` / ``SystemExit(130)`` (the shell's codes for
   them), so the stage unwinds: temporary output is removed, earlier results stay, the run is
-  marked KILLED, and the process exits non-zero.
+  marked KILLED, and the process exits non-zero. During training a first signal is held until
+  the next batch boundary (``signals_at_safe_points``): raised anywhere, it can land inside an
+  MLflow write, leave the tracking database locked by the dying process, and turn the clean
+  exit into a failure to mark the run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import re
 import shutil
 import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +114,41 @@ def remove_orphaned_temp(directories: Iterable[Path]) -> None:
                     path.unlink(missing_ok=True)
 
 
+class _Held:
+    """A signal received inside ``signals_at_safe_points``, not yet raised."""
+
+    active = False
+    code: int | None = None
+
+
 def _exit_on(signum: int, frame: Any) -> None:
-    raise SystemExit(SIGNAL_EXIT_CODES[signal.Signals(signum)])
+    code = SIGNAL_EXIT_CODES[signal.Signals(signum)]
+    if _Held.active and _Held.code is None:
+        _Held.code = code  # a second signal raises at once
+        return
+    raise SystemExit(code)
+
+
+@contextmanager
+def signals_at_safe_points() -> Iterator[None]:
+    """Inside, a first SIGTERM/SIGINT is only recorded; ``raise_held_signal`` raises it where
+    the work can stop (between batches, see ``lightning.callbacks.StopOnSignal``)."""
+    _Held.active, _Held.code = True, None
+    try:
+        yield
+    except SystemExit:
+        # Lightning stops at its own safe point on SIGTERM, by a SystemExit without a code.
+        raise_held_signal()
+        raise
+    finally:
+        _Held.active = False
+    raise_held_signal()
+
+
+def raise_held_signal() -> None:
+    if _Held.code is not None:
+        code, _Held.code = _Held.code, None
+        raise SystemExit(code)
 
 
 def exit_on_signals() -> None:

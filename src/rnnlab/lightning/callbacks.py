@@ -1,4 +1,5 @@
-"""Callbacks: the learning-curve history and plain progress lines for non-terminals."""
+"""Callbacks: the learning-curve history, plain progress lines for non-terminals, resume points
+and stopping on a signal between batches."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+
+from rnnlab.recovery import raise_held_signal
 
 
 class History(pl.Callback):
@@ -194,3 +197,13 @@ class OptunaPruning(pl.Callback):
             print(f"Optuna pruned trial {self.trial.number} at epoch {epoch}", flush=True)
             self.trial.set_user_attr(self.pruned_attr, epoch)
             trainer.should_stop = True
+
+
+class StopOnSignal(pl.Callback):
+    """Raises a SIGTERM/SIGINT held by ``recovery.signals_at_safe_points`` between batches."""
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        raise_held_signal()
+
+    def on_validation_batch_end(self, *args: Any) -> None:
+        raise_held_signal()

@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 
 from rnnlab.config import max_time
 from rnnlab.lightning import external_launch
-from rnnlab.lightning.callbacks import EpochLine, History, ResumePoint
+from rnnlab.lightning.callbacks import EpochLine, History, ResumePoint, StopOnSignal
 from rnnlab.lightning.grad_flow import GradientFlow
 
 RESUME_CHECKPOINT = "last.ckpt"
@@ -108,6 +108,7 @@ def build_trainer(
         ResumePoint(checkpoint_dir / RESUME_CHECKPOINT, resume_from),
         EarlyStopping(monitor=monitor, mode="min", patience=trainer_cfg.early_stopping_patience),
         RichProgressBar() if interactive else EpochLine(history),
+        StopOnSignal(),
     ]
     if trainer_cfg.grad_flow_batches > 0:
         callbacks.append(GradientFlow(output_dir, trainer_cfg.grad_flow_batches))

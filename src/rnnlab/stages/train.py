@@ -33,7 +33,7 @@ from rnnlab.lightning.trainer import build_trainer, configure_cpu
 from rnnlab.model_store import save_trained, weights_sha256
 from rnnlab.models import count_parameters
 from rnnlab.paths import RunPaths
-from rnnlab.recovery import stopped_by_signal
+from rnnlab.recovery import signals_at_safe_points, stopped_by_signal
 from rnnlab.tasks import get_task
 from rnnlab.tasks.base import Task
 
@@ -82,7 +82,8 @@ def run_train(
             )
             module = task.lightning_module(model, cfg)
             started = time.perf_counter()
-            trainer.fit(module, *loaders)
+            with signals_at_safe_points():
+                trainer.fit(module, *loaders)
             seconds = time.perf_counter() - started  # fitting only, not saving or logging
             if not checkpoint.best_model_path:
                 raise TrainingError(
