@@ -20,7 +20,7 @@ from rnnlab.models import build_network
 from rnnlab.models.window_norm import WindowNorm
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
-from rnnlab.tasks.forecast import Forecaster, windows
+from rnnlab.tasks.forecast import Forecaster, mase_scale_of, windows
 from rnnlab.tasks.forecast_baselines import naive, ridge_nlinear
 
 
@@ -71,6 +71,17 @@ def test_ridge_nlinear_learns_a_seasonal_series_that_naive_cannot() -> None:
     ridge_mse = np.mean((forecast - actual) ** 2)
     assert ridge_mse < 0.01  # about the noise level, 0.05 ** 2 per step plus trend
     assert ridge_mse < 0.05 * np.mean((naive(values, test, lookback, horizon) - actual) ** 2)
+
+
+def test_mase_scale_stays_finite_for_a_purely_periodic_series() -> None:
+    t = np.arange(480)
+    periodic = np.sin(2 * np.pi * t / 24)[:, None]
+    trending = (periodic[:, 0] + 0.01 * t)[:, None]
+    both = np.hstack([periodic, trending])
+    scale = mase_scale_of(both, 24)
+    # The seasonal naive fits the periodic column exactly: the lag-1 naive's MAE is used.
+    assert scale[0] == pytest.approx(np.abs(np.diff(periodic[:, 0])).mean())
+    assert scale[1] == pytest.approx(0.01 * 24)
 
 
 def test_revin_restores_what_it_normalised() -> None:

@@ -209,8 +209,7 @@ class ForecastTask(Task):
         unscale = lambda z: series.scaler.inverse(z, targets)  # noqa: E731
         history = unscale(values)
         train_end = series.bounds.val_start
-        # In-sample seasonal-naive MAE per target on the training rows (Hyndman 2006).
-        mase_scale = np.abs(history[m:train_end] - history[: train_end - m]).mean(axis=0)
+        mase_scale = mase_scale_of(history[:train_end], m)
         actual = history[rows]
         forecasts = {name: unscale(z) for name, z in forecasts_z.items()}
         metrics: dict[str, Any] = {
@@ -234,6 +233,16 @@ class ForecastTask(Task):
             figures={"forecast": _forecast_figure(table, names, series.meta["dataset"])},
             predictions=_predictions_frame(series, starts, lookback, actual, forecasts),
         )
+
+
+def mase_scale_of(train: np.ndarray, m: int) -> np.ndarray:
+    """MASE's denominator per target: the in-sample MAE of the seasonal naive forecast on the
+    training rows (Hyndman & Koehler 2006). Where that is (numerically) zero, a purely
+    periodic target, the lag-1 naive's MAE instead: dividing by zero would report an infinite
+    or astronomically large MASE for every model. (A constant target is refused at prepare.)"""
+    seasonal = np.abs(train[m:] - train[:-m]).mean(axis=0)
+    lag1 = np.abs(train[1:] - train[:-1]).mean(axis=0)
+    return np.where(seasonal > 1e-9 * lag1, seasonal, lag1)
 
 
 def _point_metrics(
