@@ -81,6 +81,22 @@ def test_a_signal_during_training_waits_for_a_safe_point_and_a_second_one_does_n
             signal.signal(signum, handler)
 
 
+def test_a_run_created_twice_by_a_retried_request_leaves_one_run(tracking):
+    """The HTTP client retries a create whose answer a restarting server never sent."""
+    from mlflow import MlflowClient
+
+    class RetriedCreate(MlflowClient):
+        def create_run(self, *args, **kwargs):
+            super().create_run(*args, **kwargs)  # committed, but the answer was lost
+            return super().create_run(*args, **kwargs)
+
+    client = RetriedCreate(tracking)
+    experiment = rnnlab_tracking.ensure_experiment(tracking, "rnnlab-test")
+    run = rnnlab_tracking.create_run_once(client, experiment, "job", {"task": "forecast"})
+    (left,) = client.search_runs([experiment])
+    assert left.info.run_id == run.info.run_id and left.data.tags["task"] == "forecast"
+
+
 def test_temp_folders_of_dead_processes_are_removed(tmp_path):
     dead = tmp_path / f".models.tmp-{dead_pid()}-abc"
     mine = tmp_path / f".models.tmp-{os.getpid()}-def"

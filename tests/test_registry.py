@@ -53,10 +53,13 @@ def experiment(tracking: str, untrained_model_dir) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_promote_registers_the_best_evaluated_run_under_the_alias(
-    tracking: str, experiment, capsys
+    tracking: str, experiment, capsys, tmp_path
 ):
     main(["promote", "--experiment", EXPERIMENT])
     assert f"run {experiment['best']}" in capsys.readouterr().out
+    # The process's MLflow settings are left alone: a client of another store reads its own
+    # registry, not the one promote just wrote to.
+    assert MlflowClient(f"sqlite:///{tmp_path / 'elsewhere.db'}").search_registered_models() == []
 
     client = MlflowClient(tracking)
     version = client.get_model_version_by_alias(EXPERIMENT, "champion")

@@ -49,7 +49,11 @@ class Promotion:
 
 def _logged_models(client: Any, experiment_id: str) -> dict[str, str]:
     """Run id -> id of its logged ``model`` (MLflow 3 keeps models apart from run artifacts),
-    for the whole experiment in one paged search rather than one search per run."""
+    for the whole experiment in one paged search rather than one search per run. Only READY
+    models: one whose upload never finished (its process died, or a retried request left a
+    second, empty one) cannot be served."""
+    from mlflow.entities import LoggedModelStatus
+
     by_run: dict[str, str] = {}
     token = None
     while True:
@@ -57,7 +61,8 @@ def _logged_models(client: Any, experiment_id: str) -> dict[str, str]:
             [experiment_id], filter_string="name = 'model'", page_token=token
         )
         for model in page:
-            by_run.setdefault(model.source_run_id, model.model_id)
+            if model.status == LoggedModelStatus.READY:
+                by_run.setdefault(model.source_run_id, model.model_id)
         token = page.token
         if not token:
             return by_run
@@ -135,6 +140,28 @@ def _aliased_version(client: Any, name: str, alias: str) -> Any:
         return None
 
 
+def _register(client: Any, name: str, run_id: str, model_id: str) -> Any:
+    """A new version of ``name`` from the logged model ``model_id`` of run ``run_id``.
+
+    Not ``mlflow.register_model``: it works on the process-wide tracking and registry URIs, and
+    setting those for it leaked into the caller, whose later ``MlflowClient(uri)`` then read the
+    registry of an earlier ``promote`` (a registry URI set process-wide wins over a client's own
+    tracking URI). The source is the model's artifact location with the run and model ids given
+    explicitly, because a ``models:/<id>`` source makes MLflow's local (sqlite) registry look
+    the model up through the process-wide tracking URI.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code not in map(ErrorCode.Name, (RESOURCE_ALREADY_EXISTS, ALREADY_EXISTS)):
+            raise
+    source = client.get_logged_model(model_id).artifact_location
+    return client.create_model_version(name, source, run_id=run_id, model_id=model_id)
+
+
 def promote(
     experiment: str,
     metric: str = "train/best_val_loss",
@@ -149,9 +176,9 @@ def promote(
 
     If ``alias`` already points at a version of that run's model, nothing changes (running the
     command twice does not pile up identical versions). ``mode`` defaults to the direction the
-    task specs declare for ``metric`` (losses: min).
+    task specs declare for ``metric`` (losses: min). Everything goes through one client on
+    ``uri``: MLflow's process-wide URIs are left as the caller had them.
     """
-    import mlflow
     from mlflow import MlflowClient
 
     uri = uri or tracking_uri()
@@ -163,9 +190,7 @@ def promote(
     name = name or experiment
     version = _aliased_version(client, name, alias)
     if version is None or version.run_id != run.info.run_id:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        version = mlflow.register_model(f"models:/{model_id}", name)
+        version = _register(client, name, run.info.run_id, model_id)
         client.set_registered_model_alias(name, alias, version.version)
     return Promotion(
         name=name,

@@ -29,7 +29,7 @@ from rnnlab.cli import user_errors_exit
 from rnnlab.errors import ConfigError
 from rnnlab.tasks import TASK_SPECS, TaskSpec
 from rnnlab.tasks.spec import higher_is_better
-from rnnlab.tracking import KIND_TAG
+from rnnlab.tracking import KIND_TAG, create_run_once
 
 VAL_METRIC = "train/best_val_loss"
 # A long-range task counts as solved below these fractions of the memoryless baseline:
@@ -362,7 +362,7 @@ def log_report(client: Any, experiment: str, parent_run: str, files: list[Path])
     run_id = parent_run
     if not run_id:
         exp_id = client.get_experiment_by_name(experiment).experiment_id
-        run_id = client.create_run(exp_id, run_name="report", tags={KIND_TAG: "report"}).info.run_id
+        run_id = create_run_once(client, exp_id, "report", {KIND_TAG: "report"}).info.run_id
     for path in files:
         client.log_artifact(run_id, str(path), artifact_path="report")
     if not parent_run:

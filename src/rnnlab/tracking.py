@@ -23,6 +23,8 @@ LOGGED_PARAMS = ("seed", "task", "data", "model", "trainer")
 _SKIPPED = {"data.path", "trainer.num_workers", "trainer.devices", "trainer.strategy"}
 # Runs that are not trainings (a sweep's parent, a comparison report) carry this tag.
 KIND_TAG = "rnnlab.kind"
+# A key made by the client for each run it opens: finds twins made by a retried request.
+RUN_KEY_TAG = "rnnlab.run_key"
 
 
 def tracking_uri(logger_cfg: DictConfig | None = None) -> str:
@@ -105,6 +107,25 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+def create_run_once(client: Any, experiment_id: str, name: str, tags: dict[str, str]) -> Any:
+    """``client.create_run``, made safe to retry: exactly one run carries the returned id.
+
+    MLflow's HTTP client retries any request whose answer was lost, POSTs included; a server
+    restarted after committing ``runs/create`` but before answering gets the run created twice,
+    and the first copy, which no one logs to, would stay RUNNING in the experiment. The run
+    carries a fresh key; any other run with that key is such a copy and is deleted.
+    """
+    import uuid
+
+    key = uuid.uuid4().hex
+    run = client.create_run(experiment_id, run_name=name, tags={**tags, RUN_KEY_TAG: key})
+    twins = client.search_runs([experiment_id], f"tags.`{RUN_KEY_TAG}` = '{key}'")
+    for twin in twins:
+        if twin.info.run_id != run.info.run_id:
+            client.delete_run(twin.info.run_id)
+    return run
+
+
 def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str, Any]) -> dict:
     """Open the run for one training; return the handle that train saves to ``run.json``."""
     from mlflow import MlflowClient
@@ -124,7 +145,7 @@ def start_run(cfg: DictConfig, data_meta: dict[str, Any], extra_params: dict[str
         tags["dvc_exp_name"] = exp_name
     if parent := os.environ.get("RNNLAB_PARENT_RUN_ID"):
         tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
+    run = create_run_once(client, experiment_id, run_name(cfg), tags)
     params = {**flatten_params(cfg), **extra_params}
     from mlflow.entities import Param
 
@@ -237,7 +258,7 @@ def start_sweep_run(uri: str, experiment_id: str, name: str, overrides: str) -> 
         KIND_TAG: "sweep",
         **process_tags(),
     }
-    run = MlflowClient(uri).create_run(experiment_id, run_name=f"sweep-{name}", tags=tags)
+    run = create_run_once(MlflowClient(uri), experiment_id, f"sweep-{name}", tags)
     return run.info.run_id
 
 
