@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -275,3 +277,37 @@ def test_run_names_carry_what_differs_from_the_defaults(compose_cfg, overrides, 
     from rnnlab.tracking import run_name
 
     assert run_name(compose_cfg(overrides)) == name
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_still_reports_the_jobs_that_finished(tmp_path: Path) -> None:
+    """SIGTERM during the second of three jobs: the first is in the report, the parent KILLED."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "rnnlab.app", "-m", "data=sunspots", "task.lookback=22"]
+    command += ["task.horizon=4", "trainer.max_epochs=1", "model.hidden_size=8"]
+    command += ["trainer.num_threads=1", "logger.log_model=false", "model=rnn,lstm,gru"]
+    command.append(f"hydra.sweep.dir={tmp_path / 'multirun'}")
+    log_path = tmp_path / "sweep.log"
+    with log_path.open("w") as log:
+        sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 600
+    while "best val/loss" not in log_path.read_text():  # the first job is done
+        assert sweep.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=300) == 143, log_path.read_text()[-3000:]
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("rnnlab-forecast")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get(KIND_TAG) == "sweep"]
+    assert parent.info.status == "KILLED" and "interrupted" in parent.data.tags["rnnlab.note"]
+    name = f"rnnlab-forecast-{parent.info.run_id[:8]}"
+    board = (tmp_path / "multirun" / "report" / f"{name}.md").read_text()
+    (first,) = [r for r in runs if r.data.tags.get("model") == "rnn"]
+    assert first.info.status == "FINISHED" and first.info.run_id in board, board
+    assert not [r for r in runs if r.data.tags.get("model") == "gru"]  # never started
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert f"report/{name}.md" in logged
+    assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -5,17 +5,21 @@ them). The parent's id travels to the jobs in a file in the sweep directory rath
 environment variable: joblib reuses worker processes across sweeps, so their environment may
 predate this sweep. Jobs that failed leave a marker file (``rnnlab.app``); the parent lists
 them when the sweep ends, then writes the sweep's comparison report (``rnnlab.report``) to
-``<sweep dir>/report/`` and logs it to the parent run.
+``<sweep dir>/report/`` and logs it to the parent run. A sweep stopped by Ctrl-C or SIGTERM
+still writes the report of the jobs that finished, and its parent run ends KILLED.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.recovery import exit_on_signals
 
 log = logging.getLogger("rnnlab")
 
@@ -54,9 +58,19 @@ class MlflowSetup(Callback):
         parent = start_sweep_run(uri, experiment_id, sweep_dir.name, overrides)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_RUN_FILE).write_text(parent, encoding="utf-8")
+        # Hydra calls on_multirun_end only when every job has run. An interrupted sweep unwinds
+        # (SIGTERM too, as SystemExit) and ends here at exit, with the jobs that finished.
+        exit_on_signals()
+        atexit.register(self._end, config, interrupted=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self._end)
+        self._end(config, interrupted=False)
+
+    def _end(self, config: DictConfig, interrupted: bool) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if interrupted:
+            log.warning("Sweep interrupted; reporting the jobs that finished before it.")
         failed = sorted(p.parent for p in sweep_dir.glob(f"**/{FAILED_JOB_FILE}"))
         for job_dir in failed:
             log.error("Sweep job failed: %s", (job_dir / FAILED_JOB_FILE).read_text().strip())
@@ -71,7 +85,7 @@ class MlflowSetup(Callback):
         uri, parent = tracking_uri(logger_cfg), parent_file.read_text().strip()
         if self.report != "none":
             self._write_report(uri, logger_cfg.experiment_name, parent, sweep_dir / "report")
-        end_sweep_run(uri, parent, len(failed))
+        end_sweep_run(uri, parent, len(failed), interrupted)
 
     def _write_report(self, uri: str, experiment: str, parent: str, output: Path) -> None:
         from rnnlab.report import build_report

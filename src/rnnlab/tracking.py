@@ -262,12 +262,15 @@ def start_sweep_run(uri: str, experiment_id: str, name: str, overrides: str) -> 
     return run.info.run_id
 
 
-def end_sweep_run(uri: str, run_id: str, failed_jobs: int) -> None:
+def end_sweep_run(uri: str, run_id: str, failed_jobs: int, interrupted: bool = False) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
     client.set_tag(run_id, "failed_jobs", str(failed_jobs))
-    client.set_terminated(run_id, status="FINISHED")
+    if interrupted:
+        note = "Sweep interrupted before all its jobs ran; its report covers those that did."
+        client.set_tag(run_id, "rnnlab.note", note)
+    client.set_terminated(run_id, status="KILLED" if interrupted else "FINISHED")
 
 
 def lightning_logger(cfg: DictConfig, run: dict | None) -> Any:
