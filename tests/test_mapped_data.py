@@ -21,7 +21,8 @@ from rnnlab.data.preprocessing import contiguous_split, make_windows
 from rnnlab.data.text_tokens import Vocabulary, read_text, read_text_chunks, tokenize
 from rnnlab.errors import DataError
 from rnnlab.paths import RunPaths
-from rnnlab.tasks import get_task
+from rnnlab.tasks import get_task, ngram
+from rnnlab.tasks.ngram import KneserNey, NgramBaselines
 
 TEXT = (
     "Café au lait\r\nThe cat  sat.\n\nthe dog ran\u2028The end — “quoted” words\n"
@@ -133,3 +134,23 @@ def test_lm_batches_read_the_memory_mapped_stream(tmp_path, compose_cfg) -> None
     assert item["x"].dtype == torch.int64
     expected = stream[start : start + cfg.task.bptt].astype(np.int64)
     assert torch.equal(item["x"], torch.from_numpy(expected))
+
+
+def test_ngram_baselines_counted_in_chunks_equal_one_pass(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    pattern = [1, 2, 3, 1, 4]
+    stream = np.concatenate(
+        [pattern if rng.random() < 0.8 else rng.integers(0, 6, 5) for _ in range(700)]
+    ).astype(np.int32)
+    train, val = stream[:3000], stream[3000:]
+
+    def fitted() -> list[float]:
+        bigram, kneser_ney = NgramBaselines(train, 6), KneserNey(train, 6, max_order=5)
+        bigram.fit_weight(val)
+        kneser_ney.fit_order(val)
+        losses = [kneser_ney.loss(val, n) for n in range(1, 6)]
+        return [bigram.unigram_loss(val), bigram.bigram_loss(val), bigram.weight, *losses]
+
+    whole = fitted()
+    monkeypatch.setattr(ngram, "CHUNK", 7)  # every gram and context cut somewhere
+    assert fitted() == pytest.approx(whole, rel=1e-12)

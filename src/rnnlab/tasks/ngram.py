@@ -5,30 +5,74 @@ All are fitted on the training tokens and scored on the very tokens the model is
 character pairs. Unigram: add-one smoothing. Bigram: Jelinek-Mercer interpolation with the
 unigram, the weight chosen on the validation tokens. Kneser-Ney: interpolated, order chosen on
 the validation tokens; the hard bar (a character 5-gram is strong on a million characters).
+
+Counting and scoring go through the tokens ``CHUNK`` at a time (chunks overlap by the context
+a gram needs), so a memory-mapped split larger than memory is never read whole: memory grows
+with the number of distinct grams, not with the text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 LAMBDAS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+CHUNK = 1 << 22  # tokens per chunk: a few int64 arrays of 32 MiB at a time
+
+
+def _bincount(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each token id occurs, counted chunk by chunk."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for start in range(0, len(tokens), CHUNK):
+        counts += np.bincount(tokens[start : start + CHUNK], minlength=vocab_size)
+    return counts
+
+
+def _gram_counts(tokens: np.ndarray, length: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``length``-gram codes of ``tokens`` and how often each occurs."""
+    codes, counts = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    for start in range(0, len(tokens) - length + 1, CHUNK):
+        piece = np.asarray(tokens[start : start + CHUNK + length - 1], dtype=np.int64)
+        new, times = np.unique(_gram_codes(piece, length, vocab_size), return_counts=True)
+        if len(codes):
+            new, times = _sum_by_code(np.concatenate([codes, new]), np.concatenate([counts, times]))
+        codes, counts = new, times
+    return codes, counts
+
+
+def _sum_by_code(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``codes`` and the sum of ``counts`` over each."""
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    return distinct, np.bincount(inverse, weights=counts).astype(np.int64)
+
+
+def _mean_nll(tokens: np.ndarray, probs: Callable[[np.ndarray], np.ndarray], context: int) -> float:
+    """Mean negative log-likelihood of ``tokens[1:]``, where ``probs(piece)`` gives the
+    probability of each of ``piece[1:]``; each chunk repeats the ``context`` tokens before its
+    first target, so every target is scored as in one pass over the whole split."""
+    total, count = 0.0, 0
+    for start in range(1, len(tokens), CHUNK):  # targets tokens[start : start + CHUNK]
+        first = max(0, start - context)
+        p = probs(np.asarray(tokens[first : start + CHUNK]))[start - first - 1 :]
+        total += float(-np.log(p).sum())
+        count += len(p)
+    return total / count
 
 
 class NgramBaselines:
     def __init__(self, train: np.ndarray, vocab_size: int) -> None:
         self.vocab_size = vocab_size
-        counts = np.bincount(train, minlength=vocab_size).astype(np.float64)
+        counts = _bincount(train, vocab_size).astype(np.float64)
         self.unigram = (counts + 1) / (counts.sum() + vocab_size)  # (V,) add-one
-        codes = train[:-1].astype(np.int64) * vocab_size + train[1:]
-        self.pair_codes, self.pair_counts = np.unique(codes, return_counts=True)
-        self.context_counts = np.bincount(train[:-1], minlength=vocab_size).astype(np.float64)
+        self.pair_codes, self.pair_counts = _gram_counts(train, 2, vocab_size)
+        self.context_counts = _bincount(train[:-1], vocab_size).astype(np.float64)
         self.weight = 0.9
 
     def unigram_loss(self, tokens: np.ndarray) -> float:
         """Mean negative log-likelihood (nats) of ``tokens[1:]``, the tokens a model predicts."""
-        return float(-np.log(self.unigram[tokens[1:]]).mean())
+        return _mean_nll(tokens, lambda piece: self.unigram[piece[1:]], 1)
 
     def _bigram_probs(self, tokens: np.ndarray, weight: float) -> np.ndarray:
         prev, nxt = tokens[:-1].astype(np.int64), tokens[1:]
@@ -42,12 +86,13 @@ class NgramBaselines:
 
     def fit_weight(self, val: np.ndarray) -> float:
         """Choose the interpolation weight with the lowest validation loss."""
-        losses = [-np.log(self._bigram_probs(val, w)).mean() for w in LAMBDAS]
+        losses = [self.bigram_loss(val, w) for w in LAMBDAS]
         self.weight = LAMBDAS[int(np.argmin(losses))]
         return self.weight
 
-    def bigram_loss(self, tokens: np.ndarray) -> float:
-        return float(-np.log(self._bigram_probs(tokens, self.weight)).mean())
+    def bigram_loss(self, tokens: np.ndarray, weight: float | None = None) -> float:
+        weight = self.weight if weight is None else weight
+        return _mean_nll(tokens, lambda piece: self._bigram_probs(piece, weight), 1)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -69,13 +114,21 @@ def _gram_codes(tokens: np.ndarray, length: int, vocab_size: int) -> np.ndarray:
 class _Order:
     """Counts of the n-grams of one length: raw, and continuation counts N1+(. gram)."""
 
-    def __init__(self, codes: np.ndarray, longer: np.ndarray | None, vocab_size: int, n: int):
+    def __init__(
+        self,
+        grams: tuple[np.ndarray, np.ndarray],
+        longer: tuple[np.ndarray, np.ndarray] | None,
+        vocab_size: int,
+        n: int,
+    ):
+        """``grams``: the distinct codes of this length and their counts; ``longer``: the same
+        for grams one token longer (None for the longest order)."""
         self.tables: dict[bool, dict[str, Any]] = {}
-        self.codes, self.raw = np.unique(codes, return_counts=True)
+        self.codes, self.raw = grams
         if longer is None:  # the longest order: no continuation counts
             self.continuation = self.raw
-        else:  # distinct tokens seen before the gram = distinct longer grams ending in it
-            suffixes, counts = np.unique(longer % vocab_size**n, return_counts=True)
+        else:  # occurrences of the longer grams ending in the gram, summed by that suffix
+            suffixes, counts = _sum_by_code(longer[0] % vocab_size**n, longer[1])
             self.continuation = _lookup(suffixes, counts, self.codes)
 
     def table(self, raw: bool, vocab_size: int) -> dict[str, Any]:
@@ -118,10 +171,9 @@ class KneserNey:
         self.vocab_size = vocab_size
         cap = int(np.log(2**62) / np.log(max(vocab_size, 2)))
         self.max_order = max(1, min(max_order, cap, len(train)))
-        tokens = train.astype(np.int64)
-        codes = [_gram_codes(tokens, n, vocab_size) for n in range(1, self.max_order + 1)]
+        grams = [_gram_counts(train, n, vocab_size) for n in range(1, self.max_order + 1)]
         self.orders = [
-            _Order(codes[n - 1], codes[n] if n < self.max_order else None, vocab_size, n)
+            _Order(grams[n - 1], grams[n] if n < self.max_order else None, vocab_size, n)
             for n in range(1, self.max_order + 1)
         ]
         self.order = self.max_order
@@ -152,7 +204,9 @@ class KneserNey:
 
     def loss(self, tokens: np.ndarray, order: int | None = None) -> float:
         """Mean negative log-likelihood (nats) of ``tokens[1:]``."""
-        return float(-np.log(self._probs(tokens, order or self.order)).mean())
+        order = order or self.order
+        # A target's gram of the full order is read only from its order-th token on.
+        return _mean_nll(tokens, lambda piece: self._probs(piece, order), order)
 
     def fit_order(self, val: np.ndarray) -> int:
         """Choose the order with the lowest validation loss."""
