@@ -16,6 +16,11 @@ from types import TracebackType
 import numpy as np
 
 CHUNK = 1 << 22  # items per chunk: 16 MiB of int32, a few at a time in memory
+# Bytes per write. The page cache keeps a freshly written file in folios as large as its
+# writes (up to 2 MiB on ext4), and Linux maps a whole folio into the process on a fault: with
+# 16 MiB writes, reading 100 tokens from each of 64 rows made 128 MiB resident; 64 KiB writes
+# bound what one mapped read costs (benchmarks/data_scale.py, docs/benchmarks.md).
+WRITE_BLOCK = 1 << 16
 
 
 class NpyWriter:
@@ -33,7 +38,9 @@ class NpyWriter:
         np.lib.format.write_array_header_1_0(self._file, header)
 
     def append(self, chunk: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(chunk, dtype=self.dtype).tobytes())
+        data = memoryview(np.ascontiguousarray(chunk, dtype=self.dtype)).cast("B")
+        for start in range(0, len(data), WRITE_BLOCK):
+            self._file.write(data[start : start + WRITE_BLOCK])
         self.length += len(chunk)
 
     def close(self) -> None:
