@@ -96,7 +96,7 @@ def test_streamed_lm_prepare_equals_the_whole_text_one(tmp_path, monkeypatch, co
     assert meta["line_starts"] == expected["line_starts"]
     assert meta["warmup"] == ("" if level == "char" else " ").join(expected["warmup"])
     assert (paths.raw_dir / "corpus.txt").read_bytes() == path.read_bytes()
-    assert not list(paths.prepared_dir.parent.glob(".lm.tmp-*"))  # the scratch files are gone
+    assert not list(paths.prepared_dir.parent.glob(".scratch.tmp-*"))  # scratch files are gone
 
 
 def test_forecast_windows_are_cut_from_the_memory_map(tmp_path, compose_cfg) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ def write_prepared(
     meta: dict[str, Any],
     splits: dict[str, dict[str, Any]],
     raw: dict[str, str | bytes | Path] | None = None,
-    files: dict[str, str] | None = None,
+    files: dict[str, str | Path] | None = None,
     arrays: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The end of every ``prepare``, once all input has been checked.
@@ -43,9 +45,10 @@ def write_prepared(
     ``data/prepared`` gets ``<split>.npz`` with each split's arrays, any other text ``files``,
     each of ``arrays`` as ``<name>.npy`` (read back memory-mapped, ``rnnlab.data.arrays``) and
     ``meta.json``; each directory is replaced whole, so an error leaves earlier results in place.
-    A ``Path`` among ``raw`` or ``arrays`` is a file written already (streamed, larger than
-    memory): it is moved in. ``meta`` gains ``raw_sha256``, the hash of the raw files, unless it
-    brings its own. Returns the meta written; ``read_prepared_splits`` reads it all back.
+    A ``Path`` among ``raw``, ``files`` or ``arrays`` is a file written already (streamed, larger
+    than memory, in a ``prepare_scratch`` folder): it is moved in. ``meta`` gains
+    ``raw_sha256``, the hash of the raw files, unless it brings its own. Returns the meta
+    written; ``read_prepared_splits`` reads it all back.
     """
     import hashlib
     import os
@@ -81,9 +84,30 @@ def write_prepared(
             else:
                 np.save(out / f"{name}.npy", array)
         for name, text in (files or {}).items():
-            (out / name).write_text(text, encoding="utf-8")
+            if isinstance(text, Path):
+                os.replace(text, out / name)
+            else:
+                (out / name).write_text(text, encoding="utf-8")
         write_json(out / "meta.json", meta)
     return meta
+
+
+@contextmanager
+def prepare_scratch(paths: RunPaths) -> Iterator[Path]:
+    """A scratch folder beside ``data/prepared`` (same file system, so its files move into
+    ``write_prepared`` without a copy), removed afterwards; a killed process's is removed on
+    the next start (its name is a temp name, ``rnnlab.recovery``)."""
+    import shutil
+    import tempfile
+
+    from rnnlab.recovery import temp_prefix
+
+    paths.prepared_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=temp_prefix("scratch"), dir=paths.prepared_dir.parent)
+    try:
+        yield Path(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def read_prepared_splits(

@@ -15,7 +15,9 @@ from types import TracebackType
 
 import numpy as np
 
-CHUNK = 1 << 22  # items per chunk: 16 MiB of int32, a few at a time in memory
+# Items per chunk (2 MiB of int32): a chunk's transients (sorting, codes) stay small beside
+# the ~110 MiB a stage process starts with, so peak memory does not depend on the data size.
+CHUNK = 1 << 19
 # Bytes per write. The page cache keeps a freshly written file in folios as large as its
 # writes (up to 2 MiB on ext4), and Linux maps a whole folio into the process on a fault: with
 # 16 MiB writes, reading 100 tokens from each of 64 rows made 128 MiB resident; 64 KiB writes

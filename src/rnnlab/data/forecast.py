@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from rnnlab.data import checks, read_prepared_meta, write_prepared
+from rnnlab.data import checks, prepare_scratch, read_prepared_meta, write_prepared
 from rnnlab.data.arrays import open_mapped
 from rnnlab.data.preprocessing import (
     Scaler,
@@ -84,11 +84,14 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         "split": {"val_start": bounds.val_start, "test_start": bounds.test_start},
         "scaler": scaler.to_dict(),
     }
-    # Windows span splits (their lookback reaches back), so the series stays whole.
-    series_csv = {"series.csv": prepared.to_csv(index=False)}
-    raw_csv = {f"{data.name}.csv": raw.to_csv(index=False)}
-    series_npy = {"series": scaled.astype(np.float32)}
-    write_prepared(paths, meta, {}, raw_csv, series_csv, series_npy)
+    # Windows span splits (their lookback reaches back), so the series stays whole. The CSVs
+    # go straight to files: as strings they would be the largest objects of the stage.
+    with prepare_scratch(paths) as scratch:
+        raw.to_csv(scratch / "raw.csv", index=False)
+        prepared.to_csv(scratch / "series.csv", index=False)
+        raw_csv, series_csv = {f"{data.name}.csv": scratch / "raw.csv"}, scratch / "series.csv"
+        series_npy = {"series": scaled.astype(np.float32)}
+        write_prepared(paths, meta, {}, raw_csv, {"series.csv": series_csv}, series_npy)
     counts = {s: int((prepared["split"] == s).sum()) for s in SPLITS}
     return {"rows": len(prepared), "missing_filled": n_missing, **counts}
 

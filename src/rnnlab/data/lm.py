@@ -13,8 +13,6 @@ block's codes for the vocabulary, a third writes each split's ids.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,18 +21,17 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from rnnlab.data import read_prepared_meta, write_prepared
+from rnnlab.data import prepare_scratch, read_prepared_meta, write_prepared
 from rnnlab.data.arrays import NpyWriter, open_mapped, read_chunks
 from rnnlab.data.preprocessing import contiguous_split
 from rnnlab.data.sources import resolve_user_path
 from rnnlab.data.text_tokens import UNK_ID, Vocabulary, detokenize, read_text_chunks
 from rnnlab.errors import DataError
 from rnnlab.paths import RunPaths
-from rnnlab.recovery import temp_prefix
 
 SPLITS = ("train", "val", "test")
 WARMUP_TOKENS = 256  # training text read before a prompt, so generation starts mid-stream
-TEXT_CHUNK = 1 << 20  # characters of an in-memory text handed on at a time
+TEXT_CHUNK = 1 << 19  # characters of an in-memory text handed on at a time (as arrays.CHUNK)
 
 
 def pydoc_topics_text() -> str:
@@ -137,14 +134,8 @@ class TokenCodes:
 
 
 def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
-    data = cfg.data
-    paths.prepared_dir.parent.mkdir(parents=True, exist_ok=True)
-    # A killed prepare leaves this behind under a temp name, removed on the next start.
-    scratch = Path(tempfile.mkdtemp(prefix=temp_prefix("lm"), dir=paths.prepared_dir.parent))
-    try:
-        return _prepare(data, paths, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with prepare_scratch(paths) as scratch:
+        return _prepare(cfg.data, paths, scratch)
 
 
 def _prepare(data: DictConfig, paths: RunPaths, scratch: Path) -> dict[str, Any]:

@@ -6,11 +6,13 @@ preprocessing that follows never needs to know where the data came from.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from rnnlab.errors import DataError
 from rnnlab.paths import repo_root
@@ -51,8 +53,16 @@ BUILTIN_SOURCES: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
-    """Read a user CSV (or TSV with ``sep="\\t"``), turning parser failures into advice."""
+CSV_CHUNK_ROWS = 50_000  # rows parsed at a time when a date column is converted as it is read
+
+
+def read_csv(path: Path, sep: str = ",", dates: str | None = None) -> pd.DataFrame:
+    """Read a user CSV (or TSV with ``sep="\\t"``), turning parser failures into advice.
+
+    With ``dates`` (a column name) the file is read ``CSV_CHUNK_ROWS`` at a time and that
+    column converted chunk by chunk (``_dates_as_read``), so a long series never holds its
+    dates as text: the text of one chunk is many times the frame it becomes.
+    """
     if not path.exists():
         raise DataError(
             f"Data file {path} does not exist. Put your CSV under data/external/ and set "
@@ -61,7 +71,11 @@ def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     try:
         # A tab-separated file is taken literally: quotes inside sentences are text (SST-2).
         quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-        frame = pd.read_csv(path, sep=sep, quoting=quoting)
+        if dates is None:
+            frame = pd.read_csv(path, sep=sep, quoting=quoting)
+        else:
+            reader = pd.read_csv(path, sep=sep, quoting=quoting, chunksize=CSV_CHUNK_ROWS)
+            frame = pd.concat(_dates_as_read(reader, dates))
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path} is not UTF-8 text ({err.reason}); re-save it as UTF-8 CSV."
@@ -79,6 +93,23 @@ def read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows.")
     return frame
+
+
+def _dates_as_read(chunks: Iterable[pd.DataFrame], column: str) -> Iterator[pd.DataFrame]:
+    """Each chunk with ``column`` parsed in the format of its first value, as parsing the whole
+    column would infer it; text that does not parse (or has no recognisable format) stays text
+    for ``checks.parse_dates`` to parse or report with its row."""
+    date_format = None
+    for chunk in chunks:
+        values = chunk.get(column)
+        if values is not None and pd.api.types.is_string_dtype(values.dtype):
+            if date_format is None and values.notna().any():
+                first = str(values[values.notna()].iloc[0])
+                date_format = guess_datetime_format(first) or ""
+            if date_format:
+                with contextlib.suppress(ValueError, TypeError, OverflowError):
+                    chunk[column] = pd.to_datetime(values, format=date_format)
+        yield chunk
 
 
 def resolve_user_path(
@@ -107,5 +138,5 @@ def resolve_user_path(
 def load_series(data_cfg, root: Path) -> pd.DataFrame:
     """Load the configured series: a built-in dataset or the user's ``data.path`` CSV."""
     if data_cfg.source == "csv":
-        return read_csv(resolve_user_path(data_cfg.path, root))
+        return read_csv(resolve_user_path(data_cfg.path, root), dates=data_cfg.time_column)
     return BUILTIN_SOURCES[data_cfg.source]()

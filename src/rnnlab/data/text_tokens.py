@@ -33,7 +33,7 @@ def read_text(path: Path) -> str:
     return "".join(read_text_chunks(path))
 
 
-def read_text_chunks(path: Path, block: int = 1 << 22) -> Iterator[str]:
+def read_text_chunks(path: Path, block: int = 1 << 19) -> Iterator[str]:
     """The file as text, decoded ``block`` bytes at a time (a character is never cut), so a
     text larger than memory can be streamed. A non-UTF-8 file is refused at its first bad
     byte, an empty one (or only whitespace) once it has been read."""

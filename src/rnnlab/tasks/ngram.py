@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 LAMBDAS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
-CHUNK = 1 << 22  # tokens per chunk: a few int64 arrays of 32 MiB at a time
+CHUNK = 1 << 19  # tokens per chunk: a few int64 arrays of 4 MiB at a time
 
 
 def _bincount(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
