@@ -160,9 +160,9 @@ def batch_timer() -> Any:
     return BatchTimer()
 
 
-def measure(sizes: list[int], steps: int) -> list[dict[str, Any]]:
+def measure(tasks: list[str], sizes: list[int], steps: int) -> list[dict[str, Any]]:
     rows = []
-    for task in TASKS:
+    for task in tasks:
         for size in sizes:
             with tempfile.TemporaryDirectory(prefix=f"data-scale-{task}-{size}x-") as scratch:
                 root = Path(scratch)
@@ -176,9 +176,9 @@ def measure(sizes: list[int], steps: int) -> list[dict[str, Any]]:
     return rows
 
 
-def verdicts(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+def verdicts(rows: list[dict[str, Any]], tasks: list[str], sizes: list[int]) -> list[dict]:
     out = []
-    for task in TASKS:
+    for task in tasks:
         for stage in STAGES:
             peak = {
                 r["size"]: r["peak_rss_mib"]
@@ -217,12 +217,13 @@ def main() -> None:
     parser = parser_with_common_options(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--steps", type=int, default=100, help="training batches per run")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.steps = [1, 2], 3
     info = start(args)
-    rows = measure(args.sizes, args.steps)
-    checks = verdicts(rows, args.sizes)
+    rows = measure(args.tasks, args.sizes, args.steps)
+    checks = verdicts(rows, args.tasks, args.sizes)
     print(machine_line(info))
     print(report(rows, checks, args.sizes))
     write_json(args.json, {"machine": info, "rows": rows, "verdicts": checks})

@@ -53,7 +53,9 @@ BUILTIN_SOURCES: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-CSV_CHUNK_ROWS = 50_000  # rows parsed at a time when a date column is converted as it is read
+# Rows parsed at a time when a date column is converted as it is read: a parsed chunk's
+# transients are ~0.5 KB a row (measured at 100x CO2: +27 MiB at 50,000 rows, +17 at 5,000).
+CSV_CHUNK_ROWS = 5_000
 
 
 def read_csv(path: Path, sep: str = ",", dates: str | None = None) -> pd.DataFrame:
