@@ -31,7 +31,7 @@ from rnnlab.data.preprocessing import (
     select_columns,
     split_at_points,
 )
-from rnnlab.data.sources import load_series
+from rnnlab.data.sources import CSV_CHUNK_ROWS, load_series
 from rnnlab.errors import DataError
 from rnnlab.paths import RunPaths
 
@@ -87,8 +87,8 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
     # Windows span splits (their lookback reaches back), so the series stays whole. The CSVs
     # go straight to files: as strings they would be the largest objects of the stage.
     with prepare_scratch(paths) as scratch:
-        raw.to_csv(scratch / "raw.csv", index=False)
-        prepared.to_csv(scratch / "series.csv", index=False)
+        raw.to_csv(scratch / "raw.csv", index=False, chunksize=CSV_CHUNK_ROWS)
+        prepared.to_csv(scratch / "series.csv", index=False, chunksize=CSV_CHUNK_ROWS)
         raw_csv, series_csv = {f"{data.name}.csv": scratch / "raw.csv"}, scratch / "series.csv"
         series_npy = {"series": scaled.astype(np.float32)}
         write_prepared(paths, meta, {}, raw_csv, {"series.csv": series_csv}, series_npy)
