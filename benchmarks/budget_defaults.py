@@ -62,6 +62,27 @@ PLATEAU_40 = [
 ]
 COSINE = ["trainer.scheduler.name=cosine", "trainer.scheduler.warmup=0.05"]
 
+
+def changed(base: list[str], *changes: str) -> list[str]:
+    """``base`` overrides with the keys in ``changes`` replaced (or added): one named variant."""
+    keys = {change.split("=", 1)[0] for change in changes}
+    return [o for o in base if o.split("=", 1)[0] not in keys] + list(changes)
+
+
+LSTM256 = [
+    "model=lstm",
+    "model.hidden_size=256",
+    "model.num_layers=1",
+    "model.dropout=0.1",
+    "task.bptt=100",
+    "task.embedding_dim=64",
+    "trainer.max_epochs=100",
+    "trainer.batch_size=64",
+    "trainer.optimizer.lr=0.003",
+    "trainer.scheduler.name=cosine",
+    "trainer.scheduler.warmup=0.02",
+]
+
 # The search: named candidates per task. `previous` is the default before the budget study.
 CANDIDATES: dict[str, dict[str, list[str]]] = {
     "lm": {
@@ -80,19 +101,13 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "current": [],  # whatever conf/ says now
         "zero_state_0.1": ["task.zero_state_fraction=0.1"],
         "zero_state_0.3": ["task.zero_state_fraction=0.3"],
-        "lstm256": [
-            "model=lstm",
-            "model.hidden_size=256",
-            "model.num_layers=1",
-            "model.dropout=0.1",
-            "task.bptt=100",
-            "task.embedding_dim=64",
-            "trainer.max_epochs=100",
-            "trainer.batch_size=64",
-            "trainer.optimizer.lr=0.003",
-            "trainer.scheduler.name=cosine",
-            "trainer.scheduler.warmup=0.02",
-        ],
+        "lstm256": LSTM256,
+        # The docstrings search (docs/benchmarks.md): characters per CPU-second do not depend
+        # on the batch size here (16-128 rows), so smaller batches buy more updates.
+        "lstm256_b32": changed(LSTM256, "trainer.batch_size=32"),
+        "lstm256_b32_lr4e3": changed(
+            LSTM256, "trainer.batch_size=32", "trainer.optimizer.lr=0.004"
+        ),
     },
     "classify": {
         "previous": PLATEAU_40,
