@@ -63,7 +63,7 @@ def write_prepared(
     for content in contents.values():
         if isinstance(content, Path):
             with open(content, "rb") as file:
-                while block := file.read(1 << 22):
+                while block := file.read(1 << 20):
                     digest.update(block)
         else:
             digest.update(content)

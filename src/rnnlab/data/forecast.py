@@ -48,8 +48,9 @@ def prepare(cfg: DictConfig, paths: RunPaths) -> dict[str, Any]:
         raise DataError(f"Columns {sorted(overlap)} are both targets and covariates; pick one.")
     source = data.path if data.source == "csv" else f"the {data.source} dataset"
     columns = [*targets, *covariates]
-    series = load_series(data, paths.root)
+    series = load_series(data, paths.root)  # dropped once selected: a row-sized copy less
     raw = select_columns(series, data.time_column, columns, str(source), data.unsorted)
+    del series
     filled, n_missing = fill_missing(raw, columns, data.missing)
     filled, bounds = _split(filled, data, task)
     values = filled[columns].to_numpy()
@@ -117,11 +118,12 @@ def _split(
     return frame.iloc[: bounds.n].reset_index(drop=True), bounds
 
 
-def _split_labels(bounds: SplitBounds) -> np.ndarray:
-    labels = np.full(bounds.n, "train", dtype=object)
-    labels[bounds.val_start : bounds.test_start] = "val"
-    labels[bounds.test_start :] = "test"
-    return labels
+def _split_labels(bounds: SplitBounds) -> pd.Categorical:
+    """Each row's split, as a byte a row (a column of strings took 10 MiB at 228,400 rows)."""
+    codes = np.zeros(bounds.n, dtype=np.int8)
+    codes[bounds.val_start : bounds.test_start] = 1
+    codes[bounds.test_start :] = 2
+    return pd.Categorical.from_codes(codes, categories=list(SPLITS))
 
 
 @dataclass(frozen=True)
