@@ -109,8 +109,8 @@ def generate_text(
     words) outside the vocabulary are read as <unk> with a warning. Returns the continuation.
 
     The model first reads the end of its training text (``meta["warmup"]``, cut after a line
-    break), then the prompt: truncated-BPTT training never starts from a zero state, so a
-    prompt read from one gives garbage."""
+    break), then the prompt: truncated-BPTT training rarely starts from a zero state (only
+    ``task.zero_state_fraction`` of its windows), so a prompt read from one starts badly."""
     vocab = Vocabulary.from_dict(trained.meta["vocab"])
     warmup = vocab.encode(vocab.tokenize(trained.meta.get("warmup", "")), what="The warm-up")
     ids = warmup + vocab.encode(vocab.tokenize(prompt), what="The prompt")
