@@ -53,7 +53,7 @@ VARIANTS: dict[str, list[str]] = {
         "model=gru",
         "model.num_layers=3",
         "task.lookahead=2",  # 60 ms of future: 60 ms more latency
-        "trainer.max_epochs=24",
+        "trainer.max_epochs=40",
     ],
     "mlp": ["model=mlp", "model.hidden_size=256", "trainer.max_epochs=8"],
     "transformer": [
