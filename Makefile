@@ -63,7 +63,7 @@ server-deps:
 
 BENCH ?=
 bench: $(STAMP)  ## the backbone benchmarks, one process each (`make bench BENCH=--quick`: smoke run)
-	set -e; for script in lightning_overhead cpu_settings pipeline parallel_sweep; do \
+	set -e; for script in training_speed pipeline parallel_sweep; do \
 	  python benchmarks/$$script.py $(BENCH); done
 
 clean:

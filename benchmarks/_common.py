@@ -1,7 +1,5 @@
-"""Shared helpers for the benchmark scripts: machine facts, Markdown, options, sweeps read back.
-
-Kept free of torch/Lightning imports at module level so `--help` stays instant.
-"""
+"""Shared helpers of the benchmark scripts: options, machine facts, Markdown, fresh processes,
+sweeps read back from MLflow. No torch import at module level, so `--help` stays instant."""
 
 from __future__ import annotations
 
@@ -14,6 +12,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,11 +27,11 @@ VENV_BIN = REPO / ".venv" / "bin"
 def machine_info() -> dict[str, Any]:
     import torch
 
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
     return {
         "niceness": os.nice(0),
-        "cpu_model": models[0].split(":", 1)[1].strip() if models else platform.processor(),
+        "cpu_model": models[0] if models else platform.processor(),
         "cpu_cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -80,9 +80,9 @@ def write_json(path: str | Path | None, payload: Any) -> None:
         Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def child_env() -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: the project's venv first on PATH, no DVC_ROOT."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
     env.pop("DVC_ROOT", None)
     return env
 
@@ -98,8 +98,9 @@ def sigterm_exits() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def parser_with_common_options(doc: str) -> argparse.ArgumentParser:
-    """An argument parser with what every benchmark takes: --quick, --json and --nice."""
+def options(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with what every benchmark takes: --quick, --json, --nice, and the
+    hidden --worker of the scripts that measure in fresh processes (``fresh_process``)."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -108,6 +109,7 @@ def parser_with_common_options(doc: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     add_nice_option(parser)
+    parser.add_argument("--worker", type=json.loads, help=argparse.SUPPRESS)
     return parser
 
 
@@ -134,12 +136,75 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     return machine_info()
 
 
+def finish(info: dict[str, Any], text: str, json_path: str | None, payload: dict) -> None:
+    """Print the machine line and the Markdown results; write the JSON results if asked."""
+    print(machine_line(info))
+    print(text)
+    write_json(json_path, {"machine": info, **payload})
+
+
+def fresh_process(
+    script: str,
+    spec: dict[str, Any],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    echo: bool = False,
+    cwd: Path | None = None,
+) -> dict[str, Any]:
+    """``script --worker SPEC`` in a new interpreter (for process-global settings, a clean
+    peak memory, or a log read through a pipe as under DVC). Returns the JSON the worker wrote
+    to its ``--json`` path, plus ``cpu_s`` (the child's user + system time, ``os.wait4``) and
+    ``longest_silence_s`` (the longest wait between two lines of its output)."""
+    with tempfile.TemporaryDirectory(prefix="rnnlab-worker-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [python(), script, "--worker", json.dumps(spec), "--json", str(out)]
+        child = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**(env or child_env()), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a timeout or Ctrl-C takes the whole group down
+        )
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            os.killpg(child.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout or 0, kill)
+        if timeout:
+            timer.start()
+        lines, last, longest = [], time.monotonic(), 0.0
+        try:
+            for line in child.stdout or []:
+                now = time.monotonic()
+                longest, last = max(longest, now - last), now
+                lines.append(line)
+                if echo:
+                    print(line, end="", flush=True)
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            timer.cancel()
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        if timed_out.is_set():
+            raise subprocess.TimeoutExpired(command, timeout)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"worker failed ({spec}):\n{''.join(lines[-40:])}")
+        result = json.loads(out.read_text())
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return {**result, "cpu_s": round(cpu_s, 2), "longest_silence_s": round(longest, 1)}
+
+
 def hydra_multirun(overrides: Sequence[str], scratch: Path, cwd: Path = REPO) -> float:
     """``python -m rnnlab.app -m`` into ``scratch`` (its own ``mlflow.db`` and ``multirun/``),
     one torch thread per process, no logged models; returns the wall time in seconds."""
     command = [python(), "-m", "rnnlab.app", "-m", *overrides, "logger.log_model=false"]
     command.append(f"hydra.sweep.dir={scratch / 'multirun'}")
-    env = {**child_env(), "MLFLOW_TRACKING_URI": tracking_uri(scratch), "OMP_NUM_THREADS": "1"}
+    env = child_env(MLFLOW_TRACKING_URI=tracking_uri(scratch), OMP_NUM_THREADS="1")
     print("$", " ".join(command[1:]), file=sys.stderr, flush=True)
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, stdout=sys.stderr)

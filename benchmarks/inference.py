@@ -1,17 +1,12 @@
 """Inference speed of the default forecasting LSTM: eager PyTorch, TorchScript, ONNX Runtime, HTTP.
 
-Single-sequence latency (one window (1, lookback, F), p50/p99 over ``--iterations`` calls after
-a warm-up) and batch throughput (windows per second at ``--batch``, from the median of 30
-calls) for the network alone in each runtime, all on one CPU thread; then the same model as a
-served MLflow pyfunc (``mlflow models serve --env-manager local``): the HTTP round trip of one
-request carrying ``lookback`` rows of raw history, with JSON, schema checks and scaling.
-
-    python benchmarks/inference.py [--model models] [--iterations 500] [--batch 256] [--quick]
-
-``--model`` is a trained-model directory (default: the pipeline's ``models/``, the default LSTM
-after ``dvc repro``; its raw data is read from ``data/raw`` beside it); the latencies do not
-depend on how well it was trained. ``--quick`` trains the quick experiment for one epoch
-here and skips the HTTP server.
+The network alone in each runtime on one CPU thread: latency of one window (p50/p99 over
+``--iterations`` calls after a warm-up) and windows per second at ``--batch`` (median of 30
+calls). Then the model as rnnlab's MLflow pyfunc: ``predict`` in process, and the HTTP round trip
+to ``mlflow models serve --env-manager local`` with ``lookback`` rows of raw history as JSON.
+``--model``: a trained-model directory (default: ``models/`` after ``dvc repro``, its raw data
+read from ``data/raw`` beside it). ``--quick`` trains the quick experiment for one epoch here
+and skips the HTTP server.
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -30,17 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import (
-    REPO,
-    child_env,
-    machine_line,
-    md_table,
-    parser_with_common_options,
-    start,
-    write_json,
-)
+from _common import REPO, child_env, finish, md_table, options, start
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -162,13 +146,12 @@ def measure_served(model_dir: Path, scratch: Path, iterations: int, http: bool) 
     return [*rows, ["HTTP round trip to `mlflow models serve`", *(f"{ms:.2f}" for ms in trips)]]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = parser_with_common_options(__doc__)
+def main() -> None:
+    parser = options(__doc__)
     parser.add_argument("--model", type=Path, default=REPO / "models")
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--skip-http", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     info = start(args)
     if args.quick:
         args.iterations, args.batch = 20, 16
@@ -186,16 +169,16 @@ def main(argv: list[str] | None = None) -> None:
         model = f"{cfg.model.name} ({cfg.model.num_layers} x {cfg.model.hidden_size}), "
         model += f"lookback {cfg.task.lookback}, horizon {cfg.task.horizon}"
         network = measure_network(trained, scratch, args.iterations, args.batch)
-        http = not (args.skip_http or args.quick)
-        served = measure_served(snapshot, scratch, args.iterations, http)
+        served = measure_served(snapshot, scratch, args.iterations, http=not args.quick)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{machine_line(info)}\n\nModel: {model}; {args.iterations} calls per latency.\n")
     header = ["runtime", "latency p50 (ms)", "latency p99 (ms)"]
-    print(md_table([*header, f"throughput at batch {args.batch} (windows/s)"], network))
+    header.append(f"throughput at batch {args.batch} (windows/s)")
+    text = f"\nModel: {model}; {args.iterations} calls per latency.\n\n"
+    text += md_table(header, network) + "\n\n"
     header = ["served model, one forecast from raw history", "p50 (ms)", "p99 (ms)"]
-    print("\n" + md_table(header, served))
-    write_json(args.json, {"machine": info, "model": model, "network": network, "served": served})
+    text += md_table(header, served)
+    finish(info, text, args.json, {"model": model, "network": network, "served": served})
 
 
 if __name__ == "__main__":

@@ -1,45 +1,23 @@
 """Language modelling and sequence-to-sequence targets, through the real front door.
 
-Hydra multiruns (``python -m rnnlab.app -m ...``) with ``MLFLOW_TRACKING_URI`` pointing at a
-temporary sqlite file; the tables are read back from MLflow with ``rnnlab.report``.
-
-``lm``: every recurrent variant on the default corpus (CPython's ``pydoc_data.topics``), char
-level: test bits per character against the unigram and bigram baselines on the same test
-tokens, and training characters per second of training wall time
-(``train_windows * bptt * epochs / train_seconds``; validation passes included).
-
-``seq2seq``: date normalisation with additive attention and without, same model otherwise:
-exact match overall, per source-length quartile, per band of source characters, and how many
-wrong dates still get the year right.
-
-``reverse``: the same two models on a user pairs file (``data=pairs_tsv``) written here: random
-strings of 4-30 letters and their reversals, where the length of the input matters most.
-
-    python benchmarks/lm_seq2seq.py [--part lm seq2seq reverse] [--lm-epochs 15]
-        [--seq2seq-epochs 5] [--reverse-epochs 6] [--keep DIR] [--quick]
+Hydra multiruns into a temporary MLflow store, read back with ``rnnlab.report``. ``lm``: every
+recurrent cell on ``pydoc_topics``: test bits per character against the unigram and bigram
+baselines, and training characters per second of training wall time (validation included).
+``seq2seq``: date normalisation with additive attention and without: exact match overall, per
+source-length quartile and band of characters, wrong dates with the right year. ``reverse``:
+the same two models on a user pairs file of random letter strings and their reversals.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import (
-    finished_runs,
-    hydra_multirun,
-    machine_line,
-    md_table,
-    parser_with_common_options,
-    start,
-    write_json,
-)
+from _common import finish, finished_runs, hydra_multirun, md_table, options, start
 
 SEQ2SEQ_MODEL = ["model=gru", "model.num_layers=1", "model.hidden_size=64"]
 CHAR_BANDS = [0, 15, 30, 45, 60, 80]  # source length bands (characters) for the detail table
@@ -137,10 +115,8 @@ def date_errors(attention: str, test: pd.DataFrame) -> list[list[Any]]:
 
 
 def write_reversal_pairs(path: Path, n: int = 6000, seed: int = 0) -> None:
-    """Random letter strings of 4-30 characters and their reversals, as a user TSV file.
-
-    Reversal needs the first source character at the last output step: the classic case where a
-    fixed-size final state runs out and attention should not (Bahdanau et al. 2015)."""
+    """Random strings of 4-30 letters and their reversals, as a user TSV file: the first source
+    character is needed at the last output step, where a fixed-size final state runs out."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -149,15 +125,15 @@ def write_reversal_pairs(path: Path, n: int = 6000, seed: int = 0) -> None:
     path.write_text("".join(f"{t}\t{t[::-1]}\n" for t in texts), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = parser_with_common_options(__doc__)
+def main() -> None:
+    parser = options(__doc__)
     parts = ["lm", "seq2seq", "reverse"]
     parser.add_argument("--part", nargs="+", choices=parts, help="default: all (quick: lm seq2seq)")
     parser.add_argument("--lm-epochs", type=int, default=15)
     parser.add_argument("--seq2seq-epochs", type=int, default=5)
     parser.add_argument("--reverse-epochs", type=int, default=6)
     parser.add_argument("--keep", help="keep the runs (MLflow db, job dirs) in this new directory")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
         # Its mlflow.db would mix earlier runs into these tables.
         parser.error(f"--keep {args.keep} is not empty; give a new directory.")
@@ -165,29 +141,31 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:  # one epoch on small data; `reverse` is seq2seq's code on other data
         args.part = args.part or ["lm", "seq2seq"]
         args.lm_epochs = args.seq2seq_epochs = args.reverse_epochs = 1
-    args.part = args.part or parts
-    lm_extra = QUICK["lm"] if args.quick else []
-    s2s_extra = QUICK["seq2seq"] if args.quick else []
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lm-seq2seq-") as tmp:
         scratch = Path(args.keep or tmp)
-        if "lm" in args.part:
-            models = "rnn" if args.quick else "rnn,rnn_relu,lstm,gru"
-            report["lm"] = lm_part(scratch / "lm", models, args.lm_epochs, lm_extra)
-        if "seq2seq" in args.part:
-            data, epochs = ["data=dates"], args.seq2seq_epochs
-            report["seq2seq"] = seq2seq_part(scratch / "dates", data, epochs, s2s_extra)
-        if "reverse" in args.part:
-            pairs = scratch / "reverse" / "pairs.tsv"
-            pairs.parent.mkdir(parents=True, exist_ok=True)
-            write_reversal_pairs(pairs, n=400 if args.quick else 6000)
-            data = ["data=pairs_tsv", f"data.path={pairs}", "data.level=char"]
-            report["reverse"] = seq2seq_part(pairs.parent, data, args.reverse_epochs, [])
-    print(machine_line(info))
-    for part, (seconds, _, table) in report.items():
-        print(f"\n{part}: sweep wall time {seconds:.0f} s, OMP_NUM_THREADS=1\n\n{table}")
+        for part in args.part or parts:
+            if part == "lm":
+                models = "rnn" if args.quick else "rnn,rnn_relu,lstm,gru"
+                extra = QUICK["lm"] if args.quick else []
+                report[part] = lm_part(scratch / "lm", models, args.lm_epochs, extra)
+            elif part == "seq2seq":
+                extra = QUICK["seq2seq"] if args.quick else []
+                report[part] = seq2seq_part(
+                    scratch / "dates", ["data=dates"], args.seq2seq_epochs, extra
+                )
+            else:
+                pairs = scratch / "reverse" / "pairs.tsv"
+                pairs.parent.mkdir(parents=True, exist_ok=True)
+                write_reversal_pairs(pairs, n=400 if args.quick else 6000)
+                data = ["data=pairs_tsv", f"data.path={pairs}", "data.level=char"]
+                report[part] = seq2seq_part(pairs.parent, data, args.reverse_epochs, [])
+    text = "\n".join(
+        f"\n{part}: sweep wall time {seconds:.0f} s, OMP_NUM_THREADS=1\n\n{table}"
+        for part, (seconds, _, table) in report.items()
+    )
     runs = {part: runs.to_dict("records") for part, (_, runs, _) in report.items()}
-    write_json(args.json, {"machine": info, "runs": runs})
+    finish(info, text, args.json, {"runs": runs})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,11 @@
 """Parallel sweep: 8 jobs with 2 joblib workers against the same 8 jobs one at a time.
 
-Each mode runs ``python -m rnnlab.app -m`` in a fresh temporary directory with
-``MLFLOW_TRACKING_URI`` pointing at a brand-new sqlite file (the case that races without the
-parent-side setup). Reported: wall time of the whole sweep, and how many finished training runs
-landed in MLflow (read with ``rnnlab.report``: children of the sweep's parent run, in the right
-experiment) and how many were misfiled under ``Default``.
-Target: 8 of 8 runs in both modes, parallel faster than sequential. ``--quick``: the parallel
-mode alone, 2 jobs of one epoch; a lost or misfiled run still fails it.
-
-    python benchmarks/parallel_sweep.py [--epochs 6] [--quick] [--json out.json]
+Each mode runs ``python -m rnnlab.app -m`` in a fresh temporary directory with a brand-new
+sqlite MLflow store (the case that races without the parent-side setup). Reported: wall time,
+finished training runs in MLflow (``rnnlab.report``: children of the sweep's parent run, in the
+right experiment) and runs misfiled under ``Default``. Target: 8 of 8 runs in both modes,
+parallel faster. ``--quick``: the parallel mode alone, 2 jobs of one epoch; a lost or misfiled
+run still fails it.
 """
 
 from __future__ import annotations
@@ -18,21 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import (
-    finished_runs,
-    hydra_multirun,
-    machine_line,
-    md_table,
-    parser_with_common_options,
-    start,
-    tracking_uri,
-    write_json,
-)
+from _common import finish, finished_runs, hydra_multirun, md_table, options, start, tracking_uri
 
 # 8 jobs on the default CO2 task: enough computation per job that it, not start-up and
-# tracking writes, dominates the wall time. --quick: 2 jobs of one epoch.
+# tracking writes, dominates the wall time.
 SWEEP = ["model=rnn,lstm,gru,mlp", "model.hidden_size=16,32"]
 QUICK = ["model=rnn,mlp", "experiment=quick"]
 
@@ -53,10 +39,10 @@ def run_sweep(parallel: bool, epochs: int, quick: bool) -> dict[str, Any]:
     return {"seconds": round(seconds, 1), "runs": len(landed), "stray_runs": stray}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_with_common_options(__doc__)
+def main() -> int:
+    parser = options(__doc__)
     parser.add_argument("--epochs", type=int, default=6)
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     info = start(args)
     epochs, jobs = (1, 2) if args.quick else (args.epochs, 8)
     modes = {"sequential": False, "parallel (2 workers)": True}
@@ -68,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     seconds = [r["seconds"] for r in results.values()]
     speedup = seconds[0] / seconds[-1]
-    print(machine_line(info))
-    print(md_table(["mode", "wall s", "runs in MLflow", "runs misfiled"], rows))
-    print(f"speed-up: {speedup:.2f}x")
-    write_json(args.json, {"machine": info, "results": results, "speedup": speedup, "jobs": jobs})
+    text = md_table(["mode", "wall s", "runs in MLflow", "runs misfiled"], rows)
+    payload = {"results": results, "speedup": speedup, "jobs": jobs}
+    finish(info, f"{text}\nspeed-up: {speedup:.2f}x", args.json, payload)
     # A lost or misfiled run is a bug, in a quick run too (the speed-up is only a figure there).
     return 0 if all(r["runs"] == jobs and not r["stray_runs"] for r in results.values()) else 1
 

@@ -1,19 +1,12 @@
 """End-to-end pipeline: `dvc repro` from nothing, then a no-op `dvc repro`.
 
-(a) Cold run. The repository's tracked and untracked-but-not-ignored files
-(``git ls-files -co --exclude-standard``) are copied to a temporary directory, committed to a
-fresh git repository there, and the pipeline outputs (``data/raw data/prepared models metrics
-plots``) are deleted, as in a fresh clone. ``MLFLOW_TRACKING_URI`` points at a temporary sqlite
-file, so the real ``mlflow.db`` is untouched. ``dvc repro`` is timed wall-clock; its output
-lines are time-stamped to split the time by stage. Target: < 90 s. The model's test MASE and
-the seasonal-naive MASE come from ``metrics/test.json``; target: model MASE < 1 and below
-seasonal naive. Repeated ``--cold-repeats`` times on fresh copies (best and median).
-
-(b) No-op run: ``dvc repro`` again in the last copy, everything cached. Target: < 2 s, median
-of ``--noop-repeats``. ``--quick``: one cold run of the quick experiment without MLflow, one
-no-op run.
-
-    python benchmarks/pipeline.py [--cold-repeats 3] [--noop-repeats 5] [--keep] [--quick]
+Cold run: the repository's tracked and new files (``git ls-files -co --exclude-standard``) are
+committed to a fresh git repository in a temporary directory, the pipeline outputs deleted,
+``MLFLOW_TRACKING_URI`` pointed at a temporary sqlite file (the real ``mlflow.db`` untouched),
+and ``dvc repro`` timed, split by stage from time-stamped ``Running stage`` lines; test MASE
+from ``metrics/test.json``. Targets: < 90 s; model MASE < 1 and below seasonal naive. No-op
+run: ``dvc repro`` again in the last copy; target < 2 s (median). ``--quick``: one cold run of
+the quick experiment without MLflow, one no-op run.
 """
 
 from __future__ import annotations
@@ -30,20 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import (
-    REPO,
-    VENV_BIN,
-    child_env,
-    machine_line,
-    md_table,
-    median,
-    parser_with_common_options,
-    start,
-    verdict,
-    write_json,
-)
+from _common import REPO, VENV_BIN, child_env, finish, md_table, median, options, start, verdict
 
 COLD_TARGET_S, NOOP_TARGET_S = 90.0, 2.0
 OUTPUTS = ("data/raw", "data/prepared", "models", "metrics", "plots")
@@ -154,33 +134,23 @@ def to_markdown(res: dict[str, Any]) -> str:
     return runs_table + "\n\n" + md_table(["target", "figure", "verdict"], targets)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = parser_with_common_options(__doc__)
+def main() -> None:
+    parser = options(__doc__)
     parser.add_argument("--cold-repeats", type=int, default=3, help="cold runs, fresh copies")
     parser.add_argument("--noop-repeats", type=int, default=5, help="no-op runs (median)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     if args.quick:
         args.cold_repeats, args.noop_repeats = 1, 1
     if args.cold_repeats < 1 or args.noop_repeats < 1:
         parser.error("--cold-repeats and --noop-repeats must be at least 1")
     os.environ.pop("DVC_ROOT", None)
     info = start(args)
-    base = Path(tempfile.mkdtemp(prefix="rnnlab-pipeline-bench-"))
-    try:
-        res = measure(args, base)
-    finally:
-        if args.keep:
-            print(f"  kept {base}", file=sys.stderr)
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="rnnlab-pipeline-bench-") as base:
+        res = measure(args, Path(base))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True)
-    print("### Pipeline: `dvc repro` from nothing, then no-op\n")
-    print(machine_line(info) + f" HEAD {commit.stdout.decode().strip()}" + " (quick)" * args.quick)
-    print(to_markdown(res))
-    write_json(args.json, {"machine": info, **res})
-    return 0
+    text = f"HEAD {commit.stdout.decode().strip()}" + " (quick)" * args.quick + "\n\n"
+    finish(info, text + to_markdown(res), args.json, res)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
