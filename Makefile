@@ -63,8 +63,9 @@ server-deps:
 
 BENCH ?=
 bench: $(STAMP)  ## the backbone benchmarks, one process each (`make bench BENCH=--quick`: smoke run)
-	set -e; for script in training_speed pipeline parallel_sweep; do \
-	  python benchmarks/$$script.py $(BENCH); done
+	python benchmarks/training_speed.py $(BENCH)
+	python benchmarks/pipeline.py $(BENCH)
+	python benchmarks/sweeps.py --part parallel $(BENCH)
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -4,6 +4,7 @@ sweeps read back from MLflow. No torch import at module level, so `--help` stays
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -171,7 +172,8 @@ def fresh_process(
 
         def kill() -> None:
             timed_out.set()
-            os.killpg(child.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                os.killpg(child.pid, signal.SIGKILL)
 
         timer = threading.Timer(timeout or 0, kill)
         if timeout:
@@ -190,7 +192,7 @@ def fresh_process(
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-        if timed_out.is_set():
+        if timed_out.is_set() and os.WIFSIGNALED(status):
             raise subprocess.TimeoutExpired(command, timeout)
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"worker failed ({spec}):\n{''.join(lines[-40:])}")

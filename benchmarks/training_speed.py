@@ -108,13 +108,7 @@ def lightning_fit(cfg: Any, task: Any, data: Any, variant: str = "build_trainer"
         trainer.fit(task.lightning_module(model, cfg), train, val)
     losses = [float(trainer.callback_metrics[k]) for k in ("train/loss", "val/loss")]
     fit_s = time.perf_counter() - started
-    return {
-        "epoch_starts": starts,
-        "train_s": train_s,
-        "val_s": val_s,
-        "fit_s": fit_s,
-        "losses": losses,
-    }
+    return dict(epoch_starts=starts, train_s=train_s, val_s=val_s, fit_s=fit_s, losses=losses)
 
 
 def plain_trainer(cfg: Any, ckpt_dir: Path, variant: str) -> Any:
