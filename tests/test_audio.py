@@ -15,6 +15,7 @@ from rnnlab.data.audio import (
     audio_from_frame,
     decode_audio,
     encode_wav,
+    running_cmvn,
     spec_augment,
 )
 from rnnlab.data.speech_synth import (
@@ -25,7 +26,7 @@ from rnnlab.data.speech_synth import (
     speakers_by_split,
     synthesize_files,
 )
-from rnnlab.errors import DataError
+from rnnlab.errors import ConfigError, DataError
 
 
 def _tone(rate: int, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:
@@ -119,6 +120,62 @@ def test_per_recording_cmvn_removes_a_channel_gain():
     assert np.abs(shifted).mean() < 0.1 < np.abs(global_shift).mean()
     with pytest.raises(DataError, match=r"data\.cmvn"):
         FeaturePipeline(cmvn="speaker")
+
+
+def _in_pieces(pipeline: FeaturePipeline, wave: np.ndarray, size: int) -> np.ndarray:
+    """``pipeline.stream`` over ``wave`` arriving ``size`` samples at a time, cut at frame
+    boundaries as the streaming recogniser cuts it."""
+    state, parts, pending = None, [], np.zeros(0, np.float32)
+    for start in range(0, len(wave), size):
+        pending = np.concatenate([pending, wave[start : start + size]])
+        if len(pending) >= pipeline.min_samples:
+            n = 1 + (len(pending) - pipeline.min_samples) // pipeline.hop_length
+            used = (n - 1) * pipeline.hop_length + pipeline.min_samples
+            frames, state = pipeline.stream(pending[:used], state)
+            parts.append(frames)
+            pending = pending[n * pipeline.hop_length :]
+    return np.concatenate(parts)
+
+
+def test_running_cmvn_is_causal_and_the_same_in_chunks():
+    """cmvn=running: chunk by chunk with the statistics carried gives the whole recording's
+    features; a frame never depends on later audio; a channel gain fades out as the recording
+    goes on (unlike global normalisation)."""
+    noise = np.random.default_rng(1).standard_normal(32000).astype(np.float32)
+    wave = _tone(16000, seconds=2.0) * np.linspace(0.1, 1.0, 32000, dtype=np.float32) + 0.05 * noise
+    pipeline = FeaturePipeline(cmvn="running")
+    pipeline = pipeline.fit([pipeline.raw_features(wave)])
+    whole = pipeline(wave)
+    for size in (1234, 160, 4000):
+        np.testing.assert_allclose(_in_pieces(pipeline, wave, size), whole, atol=1e-5)
+    first_second = pipeline(wave[:16000])
+    np.testing.assert_array_equal(first_second, whole[: len(first_second)])  # causal
+    assert not np.allclose(
+        first_second,
+        FeaturePipeline(cmvn="utterance").fit(
+            [FeaturePipeline(cmvn="utterance").raw_features(wave)]
+        )(wave[:16000]),
+        atol=0.1,
+    )
+    louder = 4.0 * wave
+    shift = np.abs(pipeline.raw_features(louder) - pipeline.raw_features(wave))
+    assert (
+        shift[-50:].mean()
+        < 0.05
+        < np.abs(
+            FeaturePipeline().raw_features(louder) - FeaturePipeline().raw_features(wave)
+        ).mean()
+    )
+    frames = np.random.default_rng(2).normal(3.0, 2.0, (400, 5))
+    out, state = running_cmvn(frames)
+    assert state[0] == 400 and abs(out[200:].mean()) < 0.2 and 0.7 < out[200:].std() < 1.3
+    with pytest.raises(DataError, match=r"data\.cmvn=utterance needs the whole recording"):
+        FeaturePipeline(cmvn="utterance").stream(wave)
+
+
+def test_a_bad_cmvn_setting_is_named(compose_cfg):
+    with pytest.raises(ConfigError, match=r"data\.cmvn.*running"):
+        compose_cfg(["task=asr", "data=synth_speech", "data.cmvn=streaming"])
 
 
 def test_spec_augment_masks_whole_bands_and_spans():

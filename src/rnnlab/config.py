@@ -156,7 +156,7 @@ class AudioFeatureConfig:
     n_mfcc: int = at_least(13, 2)
     win_ms: float = at_least(25.0, 5.0)
     hop_ms: float = at_least(10.0, 1.0)
-    cmvn: str = choice("utterance", ("global", "utterance"))  # see FeaturePipeline.cmvn
+    cmvn: str = choice("utterance", ("global", "utterance", "running"))  # FeaturePipeline.cmvn
 
 
 @dataclass

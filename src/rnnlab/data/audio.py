@@ -23,7 +23,34 @@ from rnnlab.errors import DataError
 AUDIO_EXTENSIONS = (".wav", ".flac")
 SILENCE_RMS = 1e-4  # -80 dBFS: below this a recording holds no usable sound
 FEATURE_KINDS = ("logmel", "mfcc")
-CMVN_KINDS = ("global", "utterance")
+CMVN_KINDS = ("global", "utterance", "running")
+# cmvn=running: the spread starts from this prior (per channel, natural-log mel units; about
+# the median within-recording variance of the generated training speech), worth
+# this many frames, so the first frames of a stream are not divided by a near-zero spread.
+RUNNING_PRIOR_VAR, RUNNING_PRIOR_FRAMES = 4.0, 10.0
+
+RunningStats = tuple[float, np.ndarray, np.ndarray]  # frames seen, their sum, sum of squares
+
+
+def running_cmvn(
+    frames: np.ndarray, state: RunningStats | None = None
+) -> tuple[np.ndarray, RunningStats]:
+    """Causal per-recording normalisation of (T, F) frames: each frame minus the mean of the
+    recording so far (itself included), over the spread so far (shrunk towards
+    ``RUNNING_PRIOR_VAR``). ``state`` carries the statistics from earlier chunks of the same
+    recording, so chunk by chunk gives the same frames as the whole recording at once."""
+    x = frames.astype(np.float64)
+    count, total, squares = state or (0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
+    counts = count + np.arange(1, len(x) + 1, dtype=np.float64)[:, None]
+    sums = total + np.cumsum(x, axis=0)
+    sum_squares = squares + np.cumsum(x * x, axis=0)
+    mean = sums / counts
+    deviation = np.maximum(sum_squares - counts * mean * mean, 0.0)  # sum of squared deviations
+    var = (RUNNING_PRIOR_FRAMES * RUNNING_PRIOR_VAR + deviation) / (RUNNING_PRIOR_FRAMES + counts)
+    out = (x - mean) / np.sqrt(var)
+    if len(x):
+        state = (float(counts[-1, 0]), sums[-1], sum_squares[-1])
+    return out.astype(np.float32), state or (count, total, squares)
 
 
 def _check_wave(samples: np.ndarray, sample_rate: int, name: str, min_samples: int) -> None:
@@ -112,8 +139,10 @@ class FeaturePipeline:
     hop_ms: float = 10.0
     # utterance: each recording's own mean and spread per channel are taken out first, which
     # removes much of what differs between voices and microphones; it needs the whole recording
-    # (not for streaming). Saved models from before this setting existed used global.
-    cmvn: str = "global"  # global | utterance
+    # (not for streaming). running: the same from the recording's start up to each frame
+    # (``running_cmvn``): causal, so streamable. Saved models from before this setting existed
+    # used global.
+    cmvn: str = "global"  # global | utterance | running
     mean: list[float] = field(default_factory=list)  # per feature, training split only
     std: list[float] = field(default_factory=list)
 
@@ -137,7 +166,17 @@ class FeaturePipeline:
 
     def raw_features(self, samples: np.ndarray) -> np.ndarray:
         """(T, F) float32 log-mel (natural log) or MFCC frames, before the normalisation with
-        training statistics (with ``cmvn="utterance"`` already normalised per recording)."""
+        training statistics (with ``cmvn="utterance"`` or ``"running"`` already normalised per
+        recording)."""
+        frames = self.log_frames(samples)
+        if self.cmvn == "utterance":
+            frames = (frames - frames.mean(axis=0)) / np.maximum(frames.std(axis=0), 1e-2)
+        elif self.cmvn == "running":
+            frames, _ = running_cmvn(frames)
+        return np.ascontiguousarray(frames, dtype=np.float32)
+
+    def log_frames(self, samples: np.ndarray) -> np.ndarray:
+        """(T, F) log-mel or MFCC frames, before any normalisation."""
         import librosa
 
         n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two
@@ -153,10 +192,7 @@ class FeaturePipeline:
         logmel = np.log(mel + 1e-6)  # (n_mels, T)
         if self.kind == "mfcc":
             logmel = librosa.feature.mfcc(S=logmel, n_mfcc=self.n_mfcc)
-        frames = logmel.T
-        if self.cmvn == "utterance":
-            frames = (frames - frames.mean(axis=0)) / np.maximum(frames.std(axis=0), 1e-2)
-        return np.ascontiguousarray(frames, dtype=np.float32)
+        return logmel.T
 
     @property
     def min_samples(self) -> int:
@@ -177,6 +213,22 @@ class FeaturePipeline:
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """Raw samples -> normalised (T, F) float32 features."""
         return self.normalise(self.raw_features(samples))
+
+    def stream(
+        self, samples: np.ndarray, state: RunningStats | None = None
+    ) -> tuple[np.ndarray, RunningStats | None]:
+        """Normalised features of the next piece of a recording (cut at a frame boundary) and
+        the running statistics for the piece after it: pieces in turn give the features of the
+        whole recording. Not for ``cmvn="utterance"``, which needs the whole recording."""
+        if self.cmvn == "utterance":
+            raise DataError(
+                "data.cmvn=utterance needs the whole recording; streaming needs data.cmvn=running "
+                "or global."
+            )
+        frames = self.log_frames(samples)
+        if self.cmvn == "running":
+            frames, state = running_cmvn(frames, state)
+        return self.normalise(np.asarray(frames, np.float32)), state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,7 +2,8 @@
 
 For a unidirectional recurrent acoustic model the result equals transcribing the whole
 utterance at once: feature frames are cut at the same sample positions (``center=False``
-framing), frames are stacked in the same groups, and the state after one chunk starts the next.
+framing), frames are stacked in the same groups, and the state after one chunk starts the next
+(with ``data.cmvn=running`` the per-recording statistics too).
 A model with ``lookahead`` L emits a step only once the L steps after it have arrived (L x
 subsample x hop of extra latency); ``finish`` gives the last ones the zeros the offline model
 sees past the end.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnlab.data.audio import FeaturePipeline
+from rnnlab.data.audio import FeaturePipeline, RunningStats
 from rnnlab.errors import ConfigError
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.models.encoders import State
@@ -29,17 +30,17 @@ class StreamingRecognizer:
                 "Streaming needs a unidirectional recurrent model (e.g. model=gru or lstm); a "
                 "bidirectional or non-recurrent one needs the whole utterance."
             )
-        if pipeline.cmvn != "global":
+        if pipeline.cmvn == "utterance":
             raise ConfigError(
-                f"Streaming needs features normalised with training statistics only "
-                f"(data.cmvn=global); this model was trained with data.cmvn={pipeline.cmvn}, "
-                "which needs the whole recording."
+                "Streaming needs causal feature normalisation (data.cmvn=running or global); "
+                "this model was trained with data.cmvn=utterance, which needs the whole recording."
             )
         self.model, self.pipeline, self.alphabet = model.eval(), pipeline, alphabet
         self.window, self.hop = pipeline.min_samples, pipeline.hop_length
         self.samples = np.zeros(0, np.float32)  # not yet framed; starts at a frame boundary
         self.frames = np.zeros((0, pipeline.n_features), np.float32)  # not yet stacked
         self.future = torch.zeros(1, 0, pipeline.n_features * model.subsample)  # lookahead only
+        self.cmvn: RunningStats | None = None  # data.cmvn=running: the statistics so far
         self.state: State | None = None
         self.ids: list[int] = []
         self.previous = 0  # last frame's best id, for collapsing repeats across chunks
@@ -50,7 +51,8 @@ class StreamingRecognizer:
         if len(self.samples) >= self.window:
             n_frames = 1 + (len(self.samples) - self.window) // self.hop
             used = (n_frames - 1) * self.hop + self.window
-            self.frames = np.concatenate([self.frames, self.pipeline(self.samples[:used])])
+            frames, self.cmvn = self.pipeline.stream(self.samples[:used], self.cmvn)
+            self.frames = np.concatenate([self.frames, frames])
             self.samples = self.samples[n_frames * self.hop :]
         ready = len(self.frames) - len(self.frames) % self.model.subsample
         self._decode(self.frames[:ready])
