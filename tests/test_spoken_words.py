@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 
 from rnnlab.data.audio import encode_wav
 from rnnlab.data.classify import load_prepared
-from rnnlab.errors import DataError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.model_store import load_trained
 from rnnlab.paths import RunPaths
 from rnnlab.stages.prepare import run_prepare
+from rnnlab.stages.train import run_train
 from rnnlab.tasks import get_task
 
 TINY = ["task=classify", "data=spoken_words", "data.n_train=40", "data.n_val=20"]
@@ -54,6 +56,35 @@ def test_audio_classifier_takes_paths_or_base64(words, untrained_model_dir):
     waves = [sf.read(f, dtype="float32")[0] for f in files]
     encoded = pd.DataFrame({"audio": [encode_wav(w, 16000) for w in waves]})
     pd.testing.assert_frame_equal(task.predict_frame(trained, encoded), by_path, atol=1e-4)
+
+
+def test_spec_augment_masks_training_words_and_still_trains(words, compose_cfg, tmp_path):
+    """task.spec_augment on audio classification: every draw of a training example gets fresh
+    masks on its real frames (the padding stays zero), validation is left alone, and a short
+    training run still learns; on non-audio data the setting is refused."""
+    plain_cfg = compose_cfg([*TINY, "data.n_test=20"])
+    cfg = compose_cfg([*TINY, "data.n_test=20", "task.spec_augment=true", "task.time_width=30"])
+    task = get_task("classify")
+    plain, masked = task.load_data(plain_cfg, words), task.load_data(cfg, words)
+    torch.manual_seed(0)
+    first, second, original = masked.train[0], masked.train[0], plain.train[0]
+    length = int(original["lengths"])
+    assert int(first["lengths"]) == length and int(first["y"]) == int(original["y"])
+    assert not torch.equal(first["x"], original["x"]) and not torch.equal(first["x"], second["x"])
+    assert (first["x"][length:] == 0).all()
+    zeroed = (first["x"][:length] == 0) & (original["x"][:length] != 0)
+    assert zeroed.all(dim=1).any() or zeroed.all(dim=0).any()  # whole frames or whole bands
+    assert torch.equal(masked.val[0]["x"], plain.val[0]["x"])
+
+    quick = ["model.hidden_size=16", "trainer.max_epochs=3", "trainer.batch_size=8", "logger=none"]
+    job = RunPaths(tmp_path / "job", data_root=words.root)
+    result = run_train(
+        compose_cfg([*TINY, "data.n_test=20", "task.spec_augment=true", *quick]), job
+    )
+    assert result["epochs"] == 3 and np.isfinite(result["best_val_loss"])
+
+    with pytest.raises(ConfigError, match=r"task\.spec_augment.*data=japanese_vowels"):
+        compose_cfg(["task=classify", "data=japanese_vowels", "task.spec_augment=true"])
 
 
 def _labelled_folder(root: Path) -> Path:

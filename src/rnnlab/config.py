@@ -178,7 +178,19 @@ CLASSIFY_AUDIO = ("spoken_words", "audio_folder")  # generated words, your recor
 
 
 @dataclass
-class ClassifyTaskConfig:
+class SpecAugmentConfig:
+    """SpecAugment-style masks on training audio features (``rnnlab.data.audio.spec_augment``):
+    task=asr, and task=classify on audio."""
+
+    spec_augment: bool = False  # time and frequency masks on training features
+    freq_masks: int = at_least(2, 0)  # masks per example, each up to freq_width channels
+    freq_width: int = at_least(6, 0)
+    time_masks: int = at_least(2, 0)  # ... each up to time_width frames (and 1/5 of it)
+    time_width: int = at_least(8, 0)
+
+
+@dataclass
+class ClassifyTaskConfig(SpecAugmentConfig):
     name: str = "classify"
     embedding_dim: int = at_least(64, 1)  # token embedding size (text data only)
     monitor: str = "val/loss"
@@ -241,16 +253,12 @@ class ASREvaluateConfig:
 
 
 @dataclass
-class ASRTaskConfig:
+class ASRTaskConfig(SpecAugmentConfig):
     name: str = "asr"
     subsample: int = at_least(2, 1)  # stack this many feature frames into one model step
     lookahead: int = at_least(0, 0)  # model steps of future each step also sees (latency)
     frame_context: int = at_least(4, 0)  # model=mlp: steps either side each output sees
     spec_augment: bool = True  # time and frequency masks on training features
-    freq_masks: int = at_least(2, 0)
-    freq_width: int = at_least(6, 0)
-    time_masks: int = at_least(2, 0)
-    time_width: int = at_least(8, 0)
     monitor: str = "val/loss"
 
 
@@ -386,6 +394,12 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         ("logger", LoggerConfig),
     ):
         _check_fields(merged[section], dataclass_type, section)
+    audio = merged.data.source in CLASSIFY_AUDIO
+    if task_name == "classify" and merged.task.spec_augment and not audio:
+        raise ConfigError(
+            f"task.spec_augment masks audio features; data={merged.data.name} is not audio "
+            f"(audio sources: {list(CLASSIFY_AUDIO)}): set task.spec_augment=false."
+        )
     max_time(merged.trainer)
     OmegaConf.set_readonly(merged, True)
     return merged

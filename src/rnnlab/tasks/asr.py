@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from rnnlab.data.asr import load_prepared, target_ids, utterances
-from rnnlab.data.audio import FeaturePipeline, audio_from_frame, spec_augment
+from rnnlab.data.audio import FeaturePipeline, audio_from_frame
 from rnnlab.data.audio_sets import example_audio
 from rnnlab.data.preprocessing import pad
 from rnnlab.errors import ConfigError
@@ -26,6 +26,7 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.models.names import ACOUSTIC_ARCHS
 from rnnlab.paths import RunPaths
+from rnnlab.tasks.audio_augment import mask_settings, masked
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
 from rnnlab.tasks.inference import predict_batches
@@ -55,8 +56,7 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         frames, target = self.frames[i], self.targets[i]
         if self.augment:
-            rng = np.random.default_rng(int(torch.randint(2**31, ())))
-            frames = spec_augment(frames, rng, **self.augment)
+            frames = masked(frames, self.augment)
         (x,), length = pad([frames], np.float32, self.max_frames)
         (y,), target_length = pad([target], np.int64, self.max_target)
         return {
@@ -97,17 +97,8 @@ class ASRTask(Task):
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         meta, splits = load_prepared(paths.prepared_dir)
-        task = cfg.task
-        augment = None
-        if task.spec_augment:
-            augment = {
-                "freq_masks": task.freq_masks,
-                "freq_width": task.freq_width,
-                "time_masks": task.time_masks,
-                "time_width": task.time_width,
-            }
         return TaskData(
-            train=UtteranceDataset(splits["train"], augment),
+            train=UtteranceDataset(splits["train"], mask_settings(cfg.task)),
             val=UtteranceDataset(splits["val"], None),
             meta=meta,
         )

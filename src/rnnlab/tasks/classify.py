@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch.utils.data import StackDataset
+from torch.utils.data import Dataset, StackDataset
 
 from rnnlab.data import read_prepared_meta
 from rnnlab.data.audio import FeaturePipeline, audio_from_frame
@@ -31,6 +31,7 @@ from rnnlab.data.text_tokens import PAD_ID, Vocabulary
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network, lengths_to_mask
 from rnnlab.paths import RunPaths
+from rnnlab.tasks.audio_augment import mask_settings, masked
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.classify_metrics import (
     classification_scores,
@@ -46,6 +47,27 @@ def examples(arrays: dict[str, np.ndarray]) -> StackDataset:
     """Right-padded examples of one split: ``{"x", "lengths", "y"}`` per item; ``x`` is
     (N, T, C) float or (N, T) token ids, ``lengths`` and ``y`` (N,)."""
     return StackDataset(**{key: torch.from_numpy(arrays[key]) for key in ("x", "lengths", "y")})
+
+
+class MaskedExamples(Dataset):
+    """Audio training examples with fresh SpecAugment masks on every draw (task.spec_augment):
+    the masks fall on each recording's real frames only, the padding stays zero."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], settings: dict[str, int]) -> None:
+        self.x, self.lengths, self.y = arrays["x"], arrays["lengths"], arrays["y"]
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        x, length = self.x[i].copy(), int(self.lengths[i])
+        x[:length] = masked(x[:length], self.settings)
+        return {
+            "x": torch.from_numpy(x),
+            "lengths": torch.as_tensor(self.lengths[i]),
+            "y": torch.as_tensor(self.y[i]),
+        }
 
 
 def masked_mean_max(h: Tensor, lengths: Tensor) -> Tensor:
@@ -83,8 +105,11 @@ class ClassifyTask(Task):
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         meta, splits = load_prepared(paths.prepared_dir)
+        settings = mask_settings(cfg.task)  # audio only (checked by config.validate)
         return TaskData(
-            train=examples(splits["train"]),
+            train=MaskedExamples(splits["train"], settings)
+            if settings
+            else examples(splits["train"]),
             val=examples(splits["val"]),
             meta=meta,
         )
