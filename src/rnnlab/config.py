@@ -394,8 +394,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         ("logger", LoggerConfig),
     ):
         _check_fields(merged[section], dataclass_type, section)
-    audio = merged.data.source in CLASSIFY_AUDIO
-    if task_name == "classify" and merged.task.spec_augment and not audio:
+    classify_masks = task_name == "classify" and merged.task.spec_augment
+    if classify_masks and merged.data.source not in CLASSIFY_AUDIO:
         raise ConfigError(
             f"task.spec_augment masks audio features; data={merged.data.name} is not audio "
             f"(audio sources: {list(CLASSIFY_AUDIO)}): set task.spec_augment=false."
