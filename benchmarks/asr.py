@@ -4,7 +4,9 @@
     python benchmarks/asr.py --runs DIR [DIR ...]  # measure trained runs (Hydra job directories)
     python benchmarks/asr.py [--variants bigru gru]  # train variants on the default corpus first
 
-For every run: test CER and WER (greedy and beam, from its ``metrics/test.json``), training
+For every run: validation CER and WER (greedy, by the saved best checkpoint over the run's
+prepared validation split: what a choice between runs may look at), test CER and WER (greedy
+and beam, from its ``metrics/test.json``), training
 CPU-seconds (when this script trained it: ``getrusage`` of the child), and on one CPU thread
 the real-time factor (CPU seconds per second of audio: features, network and greedy decoding)
 of whole-utterance recognition; for a unidirectional recurrent model also of streaming
@@ -15,7 +17,6 @@ the machine may be shared.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -27,18 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (
-    REPO,
-    add_nice_option,
-    apply_nice,
-    child_env,
-    machine_info,
-    machine_line,
-    md_table,
-    python,
-    sigterm_exits,
-    write_json,
-)
+from _common import REPO, child_env, finish, md_table, options, python, start
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -100,34 +90,43 @@ def test_audio(job: Path, sample_rate: int) -> tuple[list[Any], list[str]]:
 
 
 def measure(job: Path, chunk_ms: float) -> dict[str, Any]:
-    """Real-time factors (and streaming latency) of the run's model on one thread."""
+    """Validation error rates, and real-time factors (and streaming latency) of the run's model
+    on one thread."""
     import numpy as np
     import torch
 
+    from rnnlab.data.asr import load_prepared, utterances
     from rnnlab.data.audio import FeaturePipeline
     from rnnlab.model_store import load_trained
+    from rnnlab.paths import RunPaths
     from rnnlab.tasks.asr import decode, posteriors
     from rnnlab.tasks.asr_streaming import StreamingRecognizer
+    from rnnlab.tasks.ctc import error_rates
 
     torch.set_num_threads(1)
     trained = load_trained(job / "models")
     pipeline = FeaturePipeline(**trained.meta["features"])
     alphabet = trained.meta["alphabet"]
+    _, splits = load_prepared(RunPaths(job).prepared_dir)
+    val = splits["val"]
+    heard = decode(posteriors(trained.model, utterances(val)), alphabet, "greedy", 1)
+    val_rates = error_rates(heard, [str(text) for text in val["texts"]])
     waves, _ = test_audio(job, pipeline.sample_rate)
     seconds = sum(len(w) for w in waves) / pipeline.sample_rate
     posteriors(trained.model, [pipeline(waves[0])])  # warm-up: librosa's lazy imports, caches
     started = time.thread_time()
     offline = decode(posteriors(trained.model, [pipeline(w) for w in waves]), alphabet, "greedy", 1)
     result: dict[str, Any] = {"rtf": (time.thread_time() - started) / seconds}
+    result.update(val_cer=val_rates["cer"], val_wer=val_rates["wer"])
     if not trained.model.streamable:
         return result
     chunk = int(pipeline.sample_rate * chunk_ms / 1000)
     latencies, streamed = [], []
     for wave in waves:
         recognizer = StreamingRecognizer(trained.model, pipeline, alphabet)
-        for start in range(0, len(wave), chunk):
+        for offset in range(0, len(wave), chunk):
             began = time.thread_time()
-            recognizer.accept(wave[start : start + chunk])
+            recognizer.accept(wave[offset : offset + chunk])
             latencies.append(time.thread_time() - began)
         began = time.thread_time()
         streamed.append(recognizer.finish())
@@ -172,6 +171,7 @@ def row(name: str, job: Path, cpu: float | None, speed: dict[str, Any]) -> list[
         if metrics
         else ["-"] * 3
     )
+    rates = [speed["val_cer"], speed["val_wer"], *rates]
     fmt = [f"{v:.3f}" if isinstance(v, float) else v for v in rates]
     streaming = (
         f"{speed['streaming_rtf']:.4f} ({speed['chunk_p50_ms']:.1f}/{speed['chunk_p99_ms']:.1f} ms"
@@ -183,19 +183,13 @@ def row(name: str, job: Path, cpu: float | None, speed: dict[str, Any]) -> list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny corpus, untrained model")
+    parser = options(__doc__)
     parser.add_argument("--runs", nargs="*", type=Path, default=[], help="trained job dirs")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--keep", type=Path, default=None, help="keep trained runs here")
     parser.add_argument("--chunk-ms", type=float, default=100.0)
-    parser.add_argument("--json", default=None)
-    add_nice_option(parser)
     args = parser.parse_args()
-    apply_nice(args.nice)
-    sigterm_exits()
+    info = start(args)
     with tempfile.TemporaryDirectory(prefix="rnnlab-asr-") as tmp:
         scratch = args.keep or Path(tmp)
         jobs: list[tuple[str, Path, float | None]] = []
@@ -211,6 +205,8 @@ def main() -> None:
         rows = [row(name, job, cpu, results[name]) for name, job, cpu in jobs]
     header = [
         "model",
+        "val CER",
+        "val WER",
         "CER",
         "WER",
         "beam CER",
@@ -218,9 +214,7 @@ def main() -> None:
         "RTF",
         "streaming RTF (chunk p50/p99)",
     ]
-    print(machine_line(machine_info()))
-    print(md_table(header, rows))
-    write_json(args.json, {"machine": machine_info(), "runs": results})
+    finish(info, md_table(header, rows), args.json, {"runs": results})
 
 
 if __name__ == "__main__":
