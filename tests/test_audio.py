@@ -15,6 +15,7 @@ from rnnlab.data.audio import (
     audio_from_frame,
     decode_audio,
     encode_wav,
+    freq_warp,
     running_cmvn,
     spec_augment,
 )
@@ -185,6 +186,20 @@ def test_spec_augment_masks_whole_bands_and_spans():
     zero_frames = (masked == 0).all(axis=1).sum()
     assert 0 < zero_channels <= 16 and 0 < zero_frames <= 20
     assert (frames == 1).all()  # the input is not modified
+
+
+def test_freq_warp_moves_formants_and_keeps_the_axis_ends():
+    """A factor above 1 reads each low band from a higher one (formants move down, as in a
+    longer vocal tract); 1 is the identity; the top band stays put."""
+    frames = np.zeros((5, 40), np.float32)
+    frames[:, 22] = 1.0  # one "formant" at band 22
+    np.testing.assert_array_equal(freq_warp(frames, 1.0), frames)
+    longer, shorter = freq_warp(frames, 1.1), freq_warp(frames, 0.9)
+    assert longer[0].argmax() == 20 and shorter[0].argmax() == 24
+    ramp = np.tile(np.arange(40, dtype=np.float32), (3, 1))
+    for factor in (0.85, 1.15):
+        warped = freq_warp(ramp, factor)
+        assert warped[0, 0] == 0 and warped[0, -1] == 39 and (np.diff(warped[0]) > 0).all()
 
 
 def test_espeak_corpus_is_reproduced_exactly_and_voices_differ(tmp_path: Path):

@@ -61,7 +61,8 @@ def test_audio_classifier_takes_paths_or_base64(words, untrained_model_dir):
 def test_spec_augment_masks_training_words_and_still_trains(words, compose_cfg, tmp_path):
     """task.spec_augment on audio classification: every draw of a training example gets fresh
     masks on its real frames (the padding stays zero), validation is left alone, and a short
-    training run still learns; on non-audio data the setting is refused."""
+    training run (masks and mel-axis warp) still learns; on non-audio data, or the warp on
+    MFCCs, the setting is refused."""
     plain_cfg = compose_cfg([*TINY, "data.n_test=20"])
     cfg = compose_cfg([*TINY, "data.n_test=20", "task.spec_augment=true", "task.time_width=30"])
     task = get_task("classify")
@@ -79,12 +80,19 @@ def test_spec_augment_masks_training_words_and_still_trains(words, compose_cfg, 
     quick = ["model.hidden_size=16", "trainer.max_epochs=3", "trainer.batch_size=8", "logger=none"]
     job = RunPaths(tmp_path / "job", data_root=words.root)
     result = run_train(
-        compose_cfg([*TINY, "data.n_test=20", "task.spec_augment=true", *quick]), job
+        compose_cfg(
+            [*TINY, "data.n_test=20", "task.spec_augment=true", "task.freq_warp=0.1", *quick]
+        ),
+        job,
     )
     assert result["epochs"] == 3 and np.isfinite(result["best_val_loss"])
 
     with pytest.raises(ConfigError, match=r"task\.spec_augment.*data=japanese_vowels"):
         compose_cfg(["task=classify", "data=japanese_vowels", "task.spec_augment=true"])
+    with pytest.raises(ConfigError, match=r"task\.freq_warp.*data=japanese_vowels"):
+        compose_cfg(["task=classify", "data=japanese_vowels", "task.freq_warp=0.1"])
+    with pytest.raises(ConfigError, match=r"task\.freq_warp.*data\.features=mfcc"):
+        compose_cfg([*TINY, "data.features=mfcc", "task.freq_warp=0.1"])
 
 
 def _labelled_folder(root: Path) -> Path:

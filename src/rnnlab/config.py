@@ -187,6 +187,9 @@ class SpecAugmentConfig:
     freq_width: int = at_least(6, 0)
     time_masks: int = at_least(2, 0)  # ... each up to time_width frames (and 1/5 of it)
     time_width: int = at_least(8, 0)
+    # Vocal-tract-length perturbation: each training example's mel axis warped by a random
+    # factor in [1 - freq_warp, 1 + freq_warp] (0: off; log-mel features only).
+    freq_warp: float = at_least(0.0, 0.0, below=0.5)
 
 
 @dataclass
@@ -394,15 +397,28 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         ("logger", LoggerConfig),
     ):
         _check_fields(merged[section], dataclass_type, section)
-    classify_masks = task_name == "classify" and merged.task.spec_augment
-    if classify_masks and merged.data.source not in CLASSIFY_AUDIO:
-        raise ConfigError(
-            f"task.spec_augment masks audio features; data={merged.data.name} is not audio "
-            f"(audio sources: {list(CLASSIFY_AUDIO)}): set task.spec_augment=false."
-        )
+    _check_audio_augmentation(task_name, merged)
     max_time(merged.trainer)
     OmegaConf.set_readonly(merged, True)
     return merged
+
+
+def _check_audio_augmentation(task_name: str, cfg: DictConfig) -> None:
+    """SpecAugment and the mel-axis warp need audio features; the warp needs mel bands."""
+    if "freq_warp" not in cfg.task:
+        return
+    if task_name == "classify" and cfg.data.source not in CLASSIFY_AUDIO:
+        for key, off in (("spec_augment", False), ("freq_warp", 0.0)):
+            if cfg.task[key] != off:
+                raise ConfigError(
+                    f"task.{key} augments audio features; data={cfg.data.name} is not audio "
+                    f"(audio sources: {list(CLASSIFY_AUDIO)}): set task.{key}={str(off).lower()}."
+                )
+    if cfg.task.freq_warp and cfg.data.features != "logmel":
+        raise ConfigError(
+            f"task.freq_warp warps the mel axis; data.features={cfg.data.features} has none: "
+            "use data.features=logmel or task.freq_warp=0."
+        )
 
 
 def training_config(cfg: DictConfig) -> DictConfig:

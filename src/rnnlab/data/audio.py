@@ -255,3 +255,21 @@ def spec_augment(
         start = int(rng.integers(0, steps - width + 1))
         out[start : start + width, :] = 0.0
     return out
+
+
+def freq_warp(frames: np.ndarray, factor: float, boundary: float = 0.8) -> np.ndarray:
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on (T, F) mel-band features:
+    band ``c`` takes the value at ``c * factor`` (linearly interpolated) up to ``boundary`` of
+    the axis, and the rest is stretched so the top band stays put. A factor above 1 moves the
+    formants down, as a longer vocal tract does, so training hears more kinds of voices."""
+    channels = frames.shape[1]
+    top = channels - 1
+    knee = boundary * top * min(1.0, 1.0 / factor)  # so the warped knee stays inside the axis
+    c = np.arange(channels, dtype=np.float64)
+    source = np.where(
+        c <= knee, c * factor, knee * factor + (c - knee) * (top - knee * factor) / (top - knee)
+    )
+    source = np.clip(source, 0.0, top)
+    low = np.minimum(np.floor(source).astype(int), top - 1)
+    frac = (source - low).astype(frames.dtype)
+    return frames[:, low] * (1 - frac) + frames[:, low + 1] * frac

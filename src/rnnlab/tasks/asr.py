@@ -26,7 +26,7 @@ from rnnlab.model_store import TrainedModel
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.models.names import ACOUSTIC_ARCHS
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.audio_augment import mask_settings, masked
+from rnnlab.tasks.audio_augment import augment_settings, augmented
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.ctc import error_rates, greedy_decode, prefix_beam_search
 from rnnlab.tasks.inference import predict_batches
@@ -42,10 +42,10 @@ EXAMPLES = 30
 class UtteranceDataset(Dataset):
     """Utterances padded to the split's longest: ``{"x", "lengths", "y", "target_lengths"}``.
 
-    With ``augment`` (training) every draw gets fresh SpecAugment masks, from torch's seeded RNG.
+    With ``augment`` (training) every draw is freshly augmented (``audio_augment``).
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], augment: dict[str, int] | None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], augment: dict[str, Any] | None) -> None:
         self.frames, self.targets, self.augment = utterances(arrays), target_ids(arrays), augment
         self.max_frames = max(len(f) for f in self.frames)
         self.max_target = max(len(t) for t in self.targets)
@@ -56,7 +56,7 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         frames, target = self.frames[i], self.targets[i]
         if self.augment:
-            frames = masked(frames, self.augment)
+            frames = augmented(frames, self.augment)
         (x,), length = pad([frames], np.float32, self.max_frames)
         (y,), target_length = pad([target], np.int64, self.max_target)
         return {
@@ -98,7 +98,7 @@ class ASRTask(Task):
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         meta, splits = load_prepared(paths.prepared_dir)
         return TaskData(
-            train=UtteranceDataset(splits["train"], mask_settings(cfg.task)),
+            train=UtteranceDataset(splits["train"], augment_settings(cfg.task)),
             val=UtteranceDataset(splits["val"], None),
             meta=meta,
         )

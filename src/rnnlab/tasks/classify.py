@@ -31,7 +31,7 @@ from rnnlab.data.text_tokens import PAD_ID, Vocabulary
 from rnnlab.model_store import TrainedModel
 from rnnlab.models import build_network, lengths_to_mask
 from rnnlab.paths import RunPaths
-from rnnlab.tasks.audio_augment import mask_settings, masked
+from rnnlab.tasks.audio_augment import augment_settings, augmented
 from rnnlab.tasks.base import Evaluation, Task, TaskData
 from rnnlab.tasks.classify_metrics import (
     classification_scores,
@@ -49,11 +49,11 @@ def examples(arrays: dict[str, np.ndarray]) -> StackDataset:
     return StackDataset(**{key: torch.from_numpy(arrays[key]) for key in ("x", "lengths", "y")})
 
 
-class MaskedExamples(Dataset):
-    """Audio training examples with fresh SpecAugment masks on every draw (task.spec_augment):
-    the masks fall on each recording's real frames only, the padding stays zero."""
+class AugmentedExamples(Dataset):
+    """Audio training examples freshly augmented on every draw (``audio_augment``): the warp
+    and masks fall on each recording's real frames only, the padding stays zero."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], settings: dict[str, int]) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], settings: dict[str, Any]) -> None:
         self.x, self.lengths, self.y = arrays["x"], arrays["lengths"], arrays["y"]
         self.settings = settings
 
@@ -62,7 +62,7 @@ class MaskedExamples(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         x, length = self.x[i].copy(), int(self.lengths[i])
-        x[:length] = masked(x[:length], self.settings)
+        x[:length] = augmented(x[:length], self.settings)
         return {
             "x": torch.from_numpy(x),
             "lengths": torch.as_tensor(self.lengths[i]),
@@ -105,9 +105,9 @@ class ClassifyTask(Task):
 
     def load_data(self, cfg: DictConfig, paths: RunPaths) -> TaskData:
         meta, splits = load_prepared(paths.prepared_dir)
-        settings = mask_settings(cfg.task)  # audio only (checked by config.validate)
+        settings = augment_settings(cfg.task)  # audio only (checked by config.validate)
         return TaskData(
-            train=MaskedExamples(splits["train"], settings)
+            train=AugmentedExamples(splits["train"], settings)
             if settings
             else examples(splits["train"]),
             val=examples(splits["val"]),
