@@ -155,10 +155,22 @@ def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
     accuracy = (confusion.actual == confusion.predicted).mean()
     assert np.isclose(accuracy, metrics["model"]["accuracy"])
 
+    # The validation accuracy of the kept model is recorded, and is what it scores on val.
+    trained, (_, splits) = load_trained(job.model_dir), load_prepared(job.prepared_dir)
+    with torch.no_grad():
+        val = splits["val"]
+        logits = trained.model.eval()(torch.from_numpy(val["x"]), torch.from_numpy(val["lengths"]))
+    val_accuracy = float((logits.argmax(-1).numpy() == val["y"]).mean())
+    recorded = read_json(job.metrics_dir / "train.json")["best_val_accuracy"]
+    assert recorded == pytest.approx(val_accuracy, abs=1e-6)
+    assert "val_accuracy" in pd.read_csv(job.plots_dir / "learning_curve.csv").columns
+
     run_id = result["train"]["mlflow_run_id"]
     client = MlflowClient(tracking)
     run = client.get_run(run_id)
     assert run.data.metrics["test/logistic/accuracy"] == metrics["logistic"]["accuracy"]
+    assert run.data.metrics["train/best_val_accuracy"] == pytest.approx(val_accuracy, abs=1e-6)
+    assert "val/accuracy" in run.data.metrics
     assert "test/per_class/3/recall" in run.data.metrics
     assert {a.path for a in client.list_artifacts(run_id, "plots")} >= {
         "plots/confusion.png",

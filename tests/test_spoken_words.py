@@ -86,6 +86,7 @@ def test_spec_augment_masks_training_words_and_still_trains(words, compose_cfg, 
         job,
     )
     assert result["epochs"] == 3 and np.isfinite(result["best_val_loss"])
+    assert 0 <= result["best_val_accuracy"] <= 1
 
     with pytest.raises(ConfigError, match=r"task\.spec_augment.*data=japanese_vowels"):
         compose_cfg(["task=classify", "data=japanese_vowels", "task.spec_augment=true"])

@@ -39,7 +39,7 @@ class History(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1}
-        for key in ("train/loss", "val/loss"):
+        for key in ("train/loss", *sorted(k for k in metrics if k.startswith("val/"))):
             if key in metrics:
                 row[key.replace("/", "_")] = float(metrics[key])
         if trainer.optimizers:

@@ -15,12 +15,20 @@ from torch import Tensor, nn
 from rnnlab.errors import TrainingError
 
 LossFn = Callable[[Tensor, dict[str, Tensor]], Tensor]
+MetricsFn = Callable[[Tensor, dict[str, Tensor]], dict[str, Tensor]]
 
 
 class SequenceModule(pl.LightningModule):
-    def __init__(self, model: nn.Module, loss_fn: LossFn, trainer_cfg: DictConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        trainer_cfg: DictConfig,
+        val_metrics: MetricsFn | None = None,
+    ) -> None:
+        """``val_metrics``: more validation figures beside the loss (logged ``val/<name>``)."""
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
+        self.model, self.loss_fn, self.val_metrics = model, loss_fn, val_metrics
         self.optimizer_cfg = dict(trainer_cfg.optimizer)
         self.scheduler_cfg = dict(trainer_cfg.scheduler)
         self.clip = trainer_cfg.gradient_clip_val
@@ -35,18 +43,23 @@ class SequenceModule(pl.LightningModule):
         return self.model(batch["x"], batch.get("lengths"))
 
     def _shared_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
-        loss = self.loss_fn(self.predict_batch(batch, split), batch)
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch["x"].shape[0],
-            # Under DDP each process sees part of the data: average over them, so every rank
-            # (and the checkpoint and early stopping on rank 0) judge the same number.
-            sync_dist=True,
-        )
+        prediction = self.predict_batch(batch, split)
+        loss = self.loss_fn(prediction, batch)
+        figures = {"loss": loss}
+        if split == "val" and self.val_metrics is not None:
+            figures |= self.val_metrics(prediction.detach(), batch)
+        for name, value in figures.items():
+            self.log(
+                f"{split}/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=batch["x"].shape[0],
+                # Under DDP each process sees part of the data: average over them, so every
+                # rank (and the checkpoint and early stopping on rank 0) judge the same number.
+                sync_dist=True,
+            )
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

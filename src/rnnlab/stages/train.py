@@ -93,6 +93,7 @@ def run_train(
             module.load_state_dict(best["state_dict"])
             best_score = _best_score(best)
             curve = pd.read_csv(staging / "history.csv")
+            at_best = _val_figures_at(curve, epoch=int(best["epoch"]) + 1)
             save_trained(staging, cfg, data.meta, model)
             if run is not None and cfg.logger.log_model:
                 from rnnlab.pyfunc import log_pyfunc
@@ -112,6 +113,7 @@ def run_train(
     # metrics file, so identical trainings leave identical outputs.
     summary = {
         "best_val_loss": best_score,
+        **at_best,
         "epochs": len(curve),
         "n_parameters": n_params,
         "train_windows": len(data.train),
@@ -183,6 +185,16 @@ def _best_score(checkpoint: dict[str, Any]) -> float:
         if "best_model_score" in state:
             return float(state["best_model_score"])
     raise TrainingError("The best checkpoint carries no score; is task.monitor logged?")
+
+
+def _val_figures_at(curve: pd.DataFrame, epoch: int) -> dict[str, float]:
+    """The task's validation figures other than the loss (``val_accuracy`` ...) at ``epoch``
+    of the learning curve, named ``best_val_<figure>``: those of the model that is kept."""
+    rows = curve[curve["epoch"] == epoch]
+    names = [c for c in curve.columns if c.startswith("val_") and c != "val_loss"]
+    if rows.empty:
+        return {}
+    return {f"best_{name}": float(rows[name].iloc[-1]) for name in names}
 
 
 def _fit_as_ddp_worker(cfg: DictConfig, task: Task, model: Any, loaders: tuple) -> dict[str, Any]:

@@ -101,4 +101,9 @@ class Task(ABC):
         that need more (carried state, teacher forcing) return their own module."""
         from rnnlab.lightning.module import SequenceModule
 
-        return SequenceModule(model, self.loss, cfg.trainer)
+        return SequenceModule(model, self.loss, cfg.trainer, self.val_metrics)
+
+    def val_metrics(self, prediction: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Validation figures beside the loss, averaged over batches (``val/<name>`` in the
+        learning curve and MLflow; their values at the best checkpoint in ``train.json``)."""
+        return {}

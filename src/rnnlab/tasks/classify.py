@@ -132,6 +132,9 @@ class ClassifyTask(Task):
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
         return nn.functional.cross_entropy(prediction, batch["y"])
 
+    def val_metrics(self, prediction: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"accuracy": (prediction.argmax(dim=-1) == batch["y"]).float().mean()}
+
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         """A few raw test examples without their labels, as a user would send them."""
         meta = read_prepared_meta(paths.prepared_dir, "classify")
