@@ -20,6 +20,7 @@ from rnnlab.errors import TrainingError
 from rnnlab.io import read_json
 from rnnlab.paths import RunPaths
 from rnnlab.pipeline import run_pipeline
+from rnnlab.stages.prepare import run_prepare
 from rnnlab.stages.train import run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +48,25 @@ def test_pipeline_logs_one_complete_mlflow_run(tmp_path: Path, tracking: str, qu
     assert MlflowClient(tracking).list_artifacts(run_id, "config")
     assert (paths.plots_dir / "evaluate/forecast.png").stat().st_size > 10_000
     assert json.loads((paths.metrics_dir / "test.json").read_text())["test"]["model"]["mase"] > 0
+
+
+def test_training_ends_its_run_and_leaves_mlflow_process_state_alone(
+    tmp_path: Path, quick_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Train ends its run FINISHED itself, after its last logging (not when the model is
+    logged), and leaves no process-wide MLflow state behind: no tracking URI (which MLflow also
+    exports to child processes) and no active run, so later MLflow calls in the same process
+    (a notebook, another run) talk to their own store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    uri = f"sqlite:///{tmp_path / 'own.db'}"
+    cfg, paths = quick_cfg(f"logger.tracking_uri={uri}"), RunPaths(tmp_path / "job")
+    run_prepare(cfg, paths)
+    result = run_train(cfg, paths)
+    assert not mlflow.is_tracking_uri_set() and mlflow.active_run() is None
+    run = MlflowClient(uri).get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and "train/best_val_loss" in run.data.metrics
+    assert MlflowClient(uri).search_logged_models([run.info.experiment_id])  # the model is there
 
 
 def test_logged_mlflow_model_reloads_and_predicts_the_same(

@@ -51,10 +51,12 @@ def load_model(source: str) -> TrainedModel:
 
     from rnnlab.tracking import tracking_uri
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
     with tempfile.TemporaryDirectory(prefix="rnnlab-model-") as scratch:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=scratch, tracking_uri=uri, registry_uri=uri
+            )
         except Exception as err:  # MLflow raises several types for an unknown name/alias/run
             raise DataError(f"Cannot fetch model {source!r}: {err}") from err
         return load_trained(Path(local) / "artifacts" / "model_dir")  # read into memory

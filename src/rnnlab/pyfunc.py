@@ -15,6 +15,8 @@ and in-process callers can still catch it as a ``DataError``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +82,7 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.Data
             # token ids) never do, and a missing value in the input is refused by the task.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             signature = infer_signature(example, output)
-        mlflow.set_tracking_uri(tracking_uri)
-        with mlflow.start_run(run_id=run_id):
+        with _active_run(tracking_uri, run_id):
             mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(MODEL_CODE),
@@ -91,6 +92,22 @@ def log_pyfunc(tracking_uri: str, run_id: str, model_dir: Path, example: pd.Data
                 code_paths=[str(code)],
                 pip_requirements=pip_requirements(),
             )
+
+
+@contextmanager
+def _active_run(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """``run_id`` as the active run of MLflow's fluent ``log_model``, and nothing more: the
+    process-wide tracking URI is put back afterwards, and the run stays RUNNING (``with
+    start_run`` would end it FINISHED while training is still logging, and a kill then would
+    leave a FINISHED run with half its results)."""
+    from rnnlab.tracking import process_tracking_uri
+
+    with process_tracking_uri(tracking_uri):
+        mlflow.start_run(run_id=run_id)
+        try:
+            yield
+        finally:
+            mlflow.end_run(status="RUNNING")
 
 
 def pip_requirements() -> list[str]:

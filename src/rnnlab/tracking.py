@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,25 @@ def tracking_uri(logger_cfg: DictConfig | None = None) -> str:
     if env_uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return env_uri
     return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+@contextmanager
+def process_tracking_uri(uri: str | None = None) -> Iterator[None]:
+    """MLflow's process-wide tracking URI, set to ``uri`` (if given) for this block only.
+
+    MLflow's fluent API and Lightning's ``MLFlowLogger`` set it (and export it to child
+    processes); it must not outlive a run, or later MLflow calls of the same process (a
+    notebook, the next job of a sweep) talk to this run's store.
+    """
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    if uri is not None:
+        mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def _artifact_location(uri: str) -> str | None:

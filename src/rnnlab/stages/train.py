@@ -42,6 +42,11 @@ def run_train(
     cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback] = ()
 ) -> dict[str, Any]:
     """Fit, keep the best checkpoint, log the run; ``callbacks`` join the trainer's own."""
+    with tracking.process_tracking_uri():  # Lightning's MLFlowLogger sets it process-wide
+        return _train(cfg, paths, callbacks)
+
+
+def _train(cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback]) -> dict[str, Any]:
     cfg = training_config(cfg)  # DVC's train stage does not depend on evaluation settings
     task = get_task(cfg.task.name)
     configure_cpu(cfg.trainer)
@@ -126,6 +131,7 @@ def run_train(
         grad_flow = [paths.model_dir / name for name in (GRAD_FLOW_CSV, GRAD_FLOW_FIGURE)]
         files = [paths.plots_dir / "learning_curve.csv", *(f for f in grad_flow if f.exists())]
         tracking.log_artifacts(cfg, run, files, config_yaml=OmegaConf.to_yaml(cfg))
+        tracking.end_run(cfg, run)  # trained and logged; evaluation adds its metrics later
     return {**summary, "mlflow_run_id": run["run_id"] if run else None}
 
 
