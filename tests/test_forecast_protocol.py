@@ -73,6 +73,19 @@ def test_ridge_nlinear_learns_a_seasonal_series_that_naive_cannot() -> None:
     assert ridge_mse < 0.05 * np.mean((naive(values, test, lookback, horizon) - actual) ** 2)
 
 
+def test_an_exactly_periodic_series_is_evaluated(csv_cfg, tmp_path: Path) -> None:
+    """The seasonal naive is exact on a repeating pattern (test MAE 0): evaluation still
+    reports every error and leaves out only the skill ratio, which has no meaning there."""
+    pattern = np.array([3.0, 5, 9, 4, 1, 7, 8, 2, 6, 5, 3, 4])
+    dates = pd.date_range("2023-01-01", periods=360, freq="MS").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"date": dates, "value": np.tile(pattern, 30)})
+    overrides = ["logger=none", "task.lookback=24", "task.horizon=6", "trainer.max_epochs=2"]
+    cfg = csv_cfg(frame, overrides=[*overrides, "trainer.num_threads=1"], seasonal_period=12)
+    test = run_pipeline(cfg, RunPaths(tmp_path / "job"))["evaluate"]["test"]
+    assert test["seasonal_naive"]["mae"] == 0 and np.isfinite(test["model"]["mase"])
+    assert "skill_vs_seasonal_naive" not in test["model"]
+
+
 def test_mase_scale_stays_finite_for_a_purely_periodic_series() -> None:
     t = np.arange(480)
     periodic = np.sin(2 * np.pi * t / 24)[:, None]

@@ -219,9 +219,14 @@ class ForecastTask(Task):
             }
             for name in forecasts
         }
-        metrics["model"]["skill_vs_seasonal_naive"] = 1 - (
-            metrics["model"]["mae"] / metrics["seasonal_naive"]["mae"]
-        )
+        if (reference := metrics["seasonal_naive"]["mae"]) > 0:
+            metrics["model"]["skill_vs_seasonal_naive"] = 1 - metrics["model"]["mae"] / reference
+        else:  # an exactly periodic test split: nothing can beat the seasonal naive
+            print(
+                "Note: the seasonal naive forecast is exact on the test split (MAE 0), so "
+                "skill_vs_seasonal_naive is left out; compare the errors themselves.",
+                flush=True,
+            )
         metrics["ridge_nlinear"]["alpha"] = float(np.mean(alphas))
         metrics["windows"] = len(starts)
         model_forecast, snaive = forecasts["model"], forecasts["seasonal_naive"]
