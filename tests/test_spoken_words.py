@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,36 @@ def test_generated_words_are_padded_frames_with_unseen_test_voices(words):
     x, lengths = splits["train"]["x"], splits["train"]["lengths"]
     assert x.shape[0] == 40 and x.shape[2] == 40 and (lengths > 20).all()
     assert (x[np.arange(x.shape[1])[None, :] >= lengths[:, None]] == 0).all()  # zero padding
+
+
+def test_noisy_copies_add_training_words_with_fresh_noise_and_change_nothing_else(
+    words, compose_cfg, tmp_path: Path
+):
+    """data.noisy_copies=2: every training word twice more, each copy with its own noise;
+    the originals, validation, test, the normalisation and the data digest stay as they are."""
+    paths = RunPaths(tmp_path)
+    shutil.copytree(words.raw_dir, paths.raw_dir)  # the generated audio, not synthesised again
+    run_prepare(compose_cfg([*TINY, "data.n_test=20", "data.noisy_copies=2"]), paths)
+    meta, splits = load_prepared(paths.prepared_dir)
+    plain_meta, plain = load_prepared(words.prepared_dir)
+    assert (
+        meta["raw_sha256"] == plain_meta["raw_sha256"]
+        and meta["features"] == plain_meta["features"]
+    )
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(splits[split]["x"], plain[split]["x"])
+    train, original = splits["train"], plain["train"]
+    assert len(train["y"]) == 3 * 40
+    for key in ("x", "y", "lengths"):
+        np.testing.assert_array_equal(train[key][:40, ...], original[key])
+    for copy in (1, 2):
+        np.testing.assert_array_equal(train["y"][40 * copy : 40 * (copy + 1)], original["y"])
+        np.testing.assert_array_equal(
+            train["lengths"][40 * copy : 40 * (copy + 1)], original["lengths"]
+        )
+    n = int(original["lengths"][0])
+    first, copy1, copy2 = (train["x"][k * 40, :n] for k in range(3))
+    assert not np.allclose(first, copy1) and not np.allclose(copy1, copy2)
 
 
 def test_audio_classifier_takes_paths_or_base64(words, untrained_model_dir):

@@ -157,6 +157,9 @@ class AudioFeatureConfig:
     win_ms: float = at_least(25.0, 5.0)
     hop_ms: float = at_least(10.0, 1.0)
     cmvn: str = choice("utterance", ("global", "utterance", "running"))  # FeaturePipeline.cmvn
+    # Extra copies of every training recording, each with fresh white noise at an SNR drawn
+    # from data.snr_db (multi-condition training; validation and test are left alone).
+    noisy_copies: int = at_least(0, 0)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from rnnlab.paths import RunPaths
 
 SPLITS = ("train", "val", "test")
 MANIFEST, CORPUS_SPEC = "manifest.csv", "corpus.json"
+COPY = "noisy_copy"  # the manifest column numbering noisy training copies
 
 
 def feature_pipeline(data: Any) -> FeaturePipeline:
@@ -102,8 +103,32 @@ def recordings(
     """The manifest with splits: speech generated as corpus ``generated`` (``synth_spec``),
     cached in ``data/raw``, or, with ``generated=None``, your recordings."""
     if generated is None:
-        return user_recordings(data, paths.root, column)
-    return generated_manifest(paths.raw_dir, synth_spec(data, generated), make_text, column)
+        manifest = user_recordings(data, paths.root, column)
+    else:
+        manifest = generated_manifest(paths.raw_dir, synth_spec(data, generated), make_text, column)
+    return with_noisy_copies(manifest, data.noisy_copies, list(data.snr_db), data.seed)
+
+
+def with_noisy_copies(
+    manifest: pd.DataFrame, copies: int, snr_db: list[float], seed: int
+) -> pd.DataFrame:
+    """``manifest`` and ``copies`` more rows per training recording (multi-condition training):
+    each copy gets fresh white noise at an SNR drawn from ``snr_db``, added with the rest of the
+    noise in ``load_waves``. The copies go at the end, so every original row keeps its position
+    and with it its noise; ``noisy_copy`` numbers them (0: the recording as it is)."""
+    if copies == 0:
+        return manifest
+    train = manifest[manifest["split"] == "train"]
+    rng = np.random.default_rng([seed, 104729])
+    extra = [
+        train.assign(
+            id=train["id"].astype(str) + f"~noisy{k}",
+            snr_db=rng.choice(np.asarray(snr_db, dtype=float), size=len(train)),
+            **{COPY: k},
+        )
+        for k in range(1, copies + 1)
+    ]
+    return pd.concat([manifest.assign(**{COPY: 0}), *extra], ignore_index=True)
 
 
 def features_of(
@@ -113,7 +138,10 @@ def features_of(
     features; the normaliser sees the training split only."""
     pipeline = feature_pipeline(data)
     waves = load_waves(manifest, raw_dir, pipeline)
-    pipeline, features = fitted_features(waves, manifest["split"], pipeline)
+    originals = manifest[COPY] == 0 if COPY in manifest else True
+    pipeline, features = fitted_features(
+        waves, (manifest["split"] == "train") & originals, pipeline
+    )
     return pipeline, waves, features
 
 
@@ -251,15 +279,22 @@ def load_waves(manifest: pd.DataFrame, raw_dir: Path, pipeline: FeaturePipeline)
 
 
 def fitted_features(
-    waves: list[np.ndarray], splits: pd.Series, pipeline: FeaturePipeline
+    waves: list[np.ndarray], fit_on: pd.Series, pipeline: FeaturePipeline
 ) -> tuple[FeaturePipeline, list[np.ndarray]]:
-    """Normalised features of every wave, the normaliser fitted on the training split only."""
+    """Normalised features of every wave, the normaliser fitted on the ``fit_on`` ones only:
+    the training recordings as they are (not their noisy copies, so copies add training data
+    and change nothing else)."""
     raw = [pipeline.raw_features(w) for w in waves]
-    fitted = pipeline.fit([f for f, s in zip(raw, splits, strict=True) if s == "train"])
+    fitted = pipeline.fit([f for f, keep in zip(raw, fit_on, strict=True) if keep])
     return fitted, [fitted.normalise(f) for f in raw]
 
 
 def corpus_digest(manifest: pd.DataFrame) -> str:
+    """The digest of the recordings themselves: training copies (``data.noisy_copies``) are
+    left out, so runs with and without them compare as runs on the same data."""
+    if COPY in manifest:
+        originals = manifest[manifest[COPY] == 0].drop(columns=COPY)
+        manifest = originals.dropna(axis=1, how="all")  # the SNR column the copies brought
     return hashlib.sha256(manifest.to_csv(index=False).encode()).hexdigest()
 
 
