@@ -47,7 +47,7 @@ class SequenceModule(pl.LightningModule):
         loss = self.loss_fn(prediction, batch)
         figures = {"loss": loss}
         if split == "val" and self.val_metrics is not None:
-            figures |= self.val_metrics(prediction.detach(), batch)
+            figures |= self.val_metrics(prediction, batch)  # validation runs without gradients
         for name, value in figures.items():
             self.log(
                 f"{split}/{name}",
