@@ -20,7 +20,8 @@ from rnnlab.stages.prepare import run_prepare
 from rnnlab.stages.train import run_train
 from rnnlab.tasks import get_task
 
-TINY = ["task=classify", "data=spoken_words", "data.n_train=40", "data.n_val=20"]
+WORDS = ["task=classify", "data=spoken_words", "data.n_train=40", "data.n_val=20"]
+TINY = [*WORDS, "data.noisy_copies=0"]  # the words as they are: small and quick
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_noisy_copies_add_training_words_with_fresh_noise_and_change_nothing_els
     the originals, validation, test, the normalisation and the data digest stay as they are."""
     paths = RunPaths(tmp_path)
     shutil.copytree(words.raw_dir, paths.raw_dir)  # the generated audio, not synthesised again
-    run_prepare(compose_cfg([*TINY, "data.n_test=20", "data.noisy_copies=2"]), paths)
+    run_prepare(compose_cfg([*WORDS, "data.n_test=20", "data.noisy_copies=2"]), paths)
     meta, splits = load_prepared(paths.prepared_dir)
     plain_meta, plain = load_prepared(words.prepared_dir)
     assert (
