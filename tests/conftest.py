@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,16 @@ def quick_cfg() -> Callable[..., DictConfig]:
 def quick_overrides() -> list[str]:
     """The quick run as override strings, for ``dump_params`` and ``dvc exp run -S``."""
     return list(QUICK_RUN)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_per_test() -> Iterator[None]:
+    """A test that sets MLflow's process-wide tracking URI (as a user's script does) keeps it
+    to itself; every test starts with the setting and the variable it found."""
+    from rnnlab.tracking import process_tracking_uri
+
+    with process_tracking_uri():
+        yield
 
 
 @pytest.fixture

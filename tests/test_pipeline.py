@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,15 @@ def test_training_ends_its_run_and_leaves_mlflow_process_state_alone(
     run = MlflowClient(uri).get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED" and "train/best_val_loss" in run.data.metrics
     assert MlflowClient(uri).search_logged_models([run.info.experiment_id])  # the model is there
+
+    # Told through the environment: the variable stays as it was, and no setting left behind
+    # shadows its next value (MLflow's setter also writes the variable).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run_train(quick_cfg(), paths)
+    assert os.environ["MLFLOW_TRACKING_URI"] == uri
+    later = f"sqlite:///{tmp_path / 'later.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", later)
+    assert mlflow.get_tracking_uri() == later
 
 
 def test_logged_mlflow_model_reloads_and_predicts_the_same(

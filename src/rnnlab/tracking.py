@@ -25,6 +25,7 @@ LOGGED_PARAMS = ("seed", "task", "data", "model", "trainer")
 _SKIPPED = {"data.path", "trainer.num_workers", "trainer.devices", "trainer.strategy"}
 # Runs that are not trainings (a sweep's parent, a comparison report) carry this tag.
 KIND_TAG = "rnnlab.kind"
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 # A key made by the client for each run it opens: finds twins made by a retried request.
 RUN_KEY_TAG = "rnnlab.run_key"
 
@@ -33,7 +34,7 @@ def tracking_uri(logger_cfg: DictConfig | None = None) -> str:
     """Explicit config, else ``MLFLOW_TRACKING_URI``, else ``<repo root>/mlflow.db`` (sqlite)."""
     if logger_cfg is not None and logger_cfg.tracking_uri:
         return str(logger_cfg.tracking_uri)
-    if env_uri := os.environ.get("MLFLOW_TRACKING_URI"):
+    if env_uri := os.environ.get(ENV_TRACKING_URI):
         return env_uri
     return f"sqlite:///{repo_root() / 'mlflow.db'}"
 
@@ -42,19 +43,26 @@ def tracking_uri(logger_cfg: DictConfig | None = None) -> str:
 def process_tracking_uri(uri: str | None = None) -> Iterator[None]:
     """MLflow's process-wide tracking URI, set to ``uri`` (if given) for this block only.
 
-    MLflow's fluent API and Lightning's ``MLFlowLogger`` set it (and export it to child
-    processes); it must not outlive a run, or later MLflow calls of the same process (a
-    notebook, the next job of a sweep) talk to this run's store.
+    MLflow's fluent API and Lightning's ``MLFlowLogger`` set it, and MLflow's setter also
+    writes ``MLFLOW_TRACKING_URI`` into the environment; neither may outlive a run, or later
+    MLflow calls of the same process (a notebook, the next job of a sweep) talk to this run's
+    store. Both are put back exactly as they were: MLflow's own ``_use_tracking_uri`` restores
+    the setting but not the environment variable.
     """
     import mlflow
+    from mlflow.tracking._tracking_service import utils  # the setting itself: no public getter
 
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    setting, environment = utils._tracking_uri, os.environ.get(ENV_TRACKING_URI)
     if uri is not None:
         mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(setting)
+        if environment is None:
+            os.environ.pop(ENV_TRACKING_URI, None)
+        else:
+            os.environ[ENV_TRACKING_URI] = environment
 
 
 def _artifact_location(uri: str) -> str | None:
