@@ -19,6 +19,7 @@ from rnnlab.data.audio import (
     running_cmvn,
     spec_augment,
 )
+from rnnlab.data.audio_sets import corpus_digest, with_noisy_copies
 from rnnlab.data.speech_synth import (
     VARIANTS,
     Speaker,
@@ -200,6 +201,24 @@ def test_freq_warp_moves_formants_and_keeps_the_axis_ends():
     for factor in (0.85, 1.15):
         warped = freq_warp(ramp, factor)
         assert warped[0, 0] == 0 and warped[0, -1] == 39 and (np.diff(warped[0]) > 0).all()
+
+
+def test_noisy_copies_leave_the_digest_of_your_recordings_alone():
+    """Your manifest has no SNR column: the copies bring one, and neither it nor the copies
+    change the digest that tells runs on the same recordings apart from others."""
+    mine = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "path": ["a.wav", "b.wav", "c.wav"],
+            "label": ["yes", "no", "yes"],
+            "note": [np.nan] * 3,  # an empty column of yours still counts
+            "split": ["train", "train", "test"],
+        }
+    )
+    copied = with_noisy_copies(mine, 2, [20.0, 10.0], seed=0)
+    assert len(copied) == 3 + 2 * 2 and copied["snr_db"].iloc[3:].notna().all()
+    assert corpus_digest(copied) == corpus_digest(mine)
+    assert corpus_digest(mine.drop(columns="note")) != corpus_digest(mine)
 
 
 def test_espeak_corpus_is_reproduced_exactly_and_voices_differ(tmp_path: Path):

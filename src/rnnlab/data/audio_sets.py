@@ -293,8 +293,9 @@ def corpus_digest(manifest: pd.DataFrame) -> str:
     """The digest of the recordings themselves: training copies (``data.noisy_copies``) are
     left out, so runs with and without them compare as runs on the same data."""
     if COPY in manifest:
-        originals = manifest[manifest[COPY] == 0].drop(columns=COPY)
-        manifest = originals.dropna(axis=1, how="all")  # the SNR column the copies brought
+        manifest = manifest[manifest[COPY] == 0].drop(columns=COPY)
+        if manifest["snr_db"].isna().all():  # your recordings: the column came with the copies
+            manifest = manifest.drop(columns="snr_db")
     return hashlib.sha256(manifest.to_csv(index=False).encode()).hexdigest()
 
 
