@@ -151,8 +151,7 @@ class AudioFeatureConfig:
     """How recordings become feature frames (``rnnlab.data.audio.FeaturePipeline``)."""
 
     sample_rate: int = at_least(16000, 4000)  # every recording is resampled to this rate
-    # pcen: per-channel energy normalisation, more robust to steady noise than the log
-    features: str = choice("logmel", ("logmel", "mfcc", "pcen"))
+    features: str = choice("logmel", ("logmel", "mfcc"))
     n_mels: int = at_least(40, 8)
     n_mfcc: int = at_least(13, 2)
     win_ms: float = at_least(25.0, 5.0)
@@ -420,10 +419,10 @@ def _check_audio_augmentation(task_name: str, cfg: DictConfig) -> None:
                     f"task.{key} augments audio features; data={cfg.data.name} is not audio "
                     f"(audio sources: {list(CLASSIFY_AUDIO)}): set task.{key}={str(off).lower()}."
                 )
-    if cfg.task.freq_warp and cfg.data.features == "mfcc":
+    if cfg.task.freq_warp and cfg.data.features != "logmel":
         raise ConfigError(
-            "task.freq_warp warps the mel axis; data.features=mfcc has none: use "
-            "data.features=logmel or pcen, or task.freq_warp=0."
+            f"task.freq_warp warps the mel axis; data.features={cfg.data.features} has none: "
+            "use data.features=logmel or task.freq_warp=0."
         )
 
 

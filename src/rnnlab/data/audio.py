@@ -1,4 +1,4 @@
-"""Audio in: reading WAV/FLAC, mono mix-down, resampling, log-mel/MFCC/PCEN features, SpecAugment.
+"""Audio in: reading WAV/FLAC, mono mix-down, resampling, log-mel/MFCC features, SpecAugment.
 
 Torch-free (numpy, soundfile, librosa), so ``prepare`` stays light. ``FeaturePipeline`` is a
 plain dataclass that is saved in the prepared metadata and with the trained model: the logged
@@ -22,9 +22,7 @@ from rnnlab.errors import DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 SILENCE_RMS = 1e-4  # -80 dBFS: below this a recording holds no usable sound
-FEATURE_KINDS = ("logmel", "mfcc", "pcen")
-# librosa.pcen expects mel magnitudes of integer-scaled audio; ours are floats in [-1, 1].
-PCEN_SCALE = 2.0**31
+FEATURE_KINDS = ("logmel", "mfcc")
 CMVN_KINDS = ("global", "utterance", "running")
 # cmvn=running: the spread starts from this prior (per channel, natural-log mel units; about
 # the median within-recording variance of the generated training speech), worth
@@ -32,14 +30,6 @@ CMVN_KINDS = ("global", "utterance", "running")
 RUNNING_PRIOR_VAR, RUNNING_PRIOR_FRAMES = 4.0, 10.0
 
 RunningStats = tuple[float, np.ndarray, np.ndarray]  # frames seen, their sum, sum of squares
-
-
-@dataclass
-class StreamState:
-    """What one recording's features carry from one chunk to the next."""
-
-    pcen: np.ndarray | None = None  # features=pcen: the per-band smoother's filter state
-    cmvn: RunningStats | None = None  # cmvn=running: the statistics so far
 
 
 def running_cmvn(
@@ -142,10 +132,7 @@ class FeaturePipeline:
     """Raw mono audio -> normalised (T, F) feature frames; saved with the data and the model."""
 
     sample_rate: int = 16000
-    # logmel | mfcc | pcen: per-channel energy normalisation (Wang et al. 2017), an automatic
-    # gain control per mel band against a causal smoothing of its energy, then root
-    # compression instead of the log: a steady noise floor is divided out, which the log keeps.
-    kind: str = "logmel"
+    kind: str = "logmel"  # logmel | mfcc
     n_mels: int = 40
     n_mfcc: int = 13
     win_ms: float = 25.0
@@ -178,21 +165,18 @@ class FeaturePipeline:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     def raw_features(self, samples: np.ndarray) -> np.ndarray:
-        """(T, F) float32 log-mel (natural log), MFCC or PCEN frames, before the normalisation
-        with training statistics (with ``cmvn="utterance"`` or ``"running"`` already
-        normalised per recording)."""
-        frames, _ = self.spectral_frames(samples)
+        """(T, F) float32 log-mel (natural log) or MFCC frames, before the normalisation with
+        training statistics (with ``cmvn="utterance"`` or ``"running"`` already normalised per
+        recording)."""
+        frames = self.log_frames(samples)
         if self.cmvn == "utterance":
             frames = (frames - frames.mean(axis=0)) / np.maximum(frames.std(axis=0), 1e-2)
         elif self.cmvn == "running":
             frames, _ = running_cmvn(frames)
         return np.ascontiguousarray(frames, dtype=np.float32)
 
-    def spectral_frames(
-        self, samples: np.ndarray, pcen_state: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(T, F) log-mel, MFCC or PCEN frames before any normalisation, and (PCEN only) the
-        smoother's state after them, which continues the same recording in its next chunk."""
+    def log_frames(self, samples: np.ndarray) -> np.ndarray:
+        """(T, F) log-mel or MFCC frames, before any normalisation."""
         import librosa
 
         n_fft = 1 << (self.win_length - 1).bit_length()  # next power of two
@@ -203,23 +187,12 @@ class FeaturePipeline:
             win_length=self.win_length,
             hop_length=self.hop_length,
             n_mels=self.n_mels,
-            power=1.0 if self.kind == "pcen" else 2.0,  # PCEN takes magnitudes (librosa's recipe)
             center=False,  # frame t covers samples [t*hop, t*hop + n_fft): streaming-friendly
-        )  # (n_mels, T)
-        if self.kind == "pcen":
-            # zi=None starts the smoother at the first frame's level (librosa's default).
-            frames, pcen_state = librosa.pcen(
-                mel * PCEN_SCALE,
-                sr=self.sample_rate,
-                hop_length=self.hop_length,
-                zi=pcen_state,
-                return_zf=True,
-            )
-            return frames.T, pcen_state
-        logmel = np.log(mel + 1e-6)
+        )
+        logmel = np.log(mel + 1e-6)  # (n_mels, T)
         if self.kind == "mfcc":
             logmel = librosa.feature.mfcc(S=logmel, n_mfcc=self.n_mfcc)
-        return logmel.T, None
+        return logmel.T
 
     @property
     def min_samples(self) -> int:
@@ -242,23 +215,20 @@ class FeaturePipeline:
         return self.normalise(self.raw_features(samples))
 
     def stream(
-        self, samples: np.ndarray, state: StreamState | None = None
-    ) -> tuple[np.ndarray, StreamState]:
+        self, samples: np.ndarray, state: RunningStats | None = None
+    ) -> tuple[np.ndarray, RunningStats | None]:
         """Normalised features of the next piece of a recording (cut at a frame boundary) and
-        what the piece after it needs (PCEN's smoother, the running statistics): pieces in turn
-        give the features of the whole recording. Not for ``cmvn="utterance"``, which needs
-        the whole recording."""
+        the running statistics for the piece after it: pieces in turn give the features of the
+        whole recording. Not for ``cmvn="utterance"``, which needs the whole recording."""
         if self.cmvn == "utterance":
             raise DataError(
                 "data.cmvn=utterance needs the whole recording; streaming needs data.cmvn=running "
                 "or global."
             )
-        state = state or StreamState()
-        frames, pcen = self.spectral_frames(samples, state.pcen)
-        cmvn = state.cmvn
+        frames = self.log_frames(samples)
         if self.cmvn == "running":
-            frames, cmvn = running_cmvn(frames, cmvn)
-        return self.normalise(np.asarray(frames, np.float32)), StreamState(pcen, cmvn)
+            frames, state = running_cmvn(frames, state)
+        return self.normalise(np.asarray(frames, np.float32)), state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,8 +3,7 @@
 For a unidirectional recurrent acoustic model the result equals transcribing the whole
 utterance at once: feature frames are cut at the same sample positions (``center=False``
 framing), frames are stacked in the same groups, and the state after one chunk starts the next
-(with ``data.cmvn=running`` the per-recording statistics too, with ``data.features=pcen``
-the smoother's state).
+(with ``data.cmvn=running`` the per-recording statistics too).
 A model with ``lookahead`` L emits a step only once the L steps after it have arrived (L x
 subsample x hop of extra latency); ``finish`` gives the last ones the zeros the offline model
 sees past the end.
@@ -15,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnlab.data.audio import FeaturePipeline, StreamState
+from rnnlab.data.audio import FeaturePipeline, RunningStats
 from rnnlab.errors import ConfigError
 from rnnlab.models.acoustic import AcousticModel
 from rnnlab.models.encoders import State
@@ -41,7 +40,7 @@ class StreamingRecognizer:
         self.samples = np.zeros(0, np.float32)  # not yet framed; starts at a frame boundary
         self.frames = np.zeros((0, pipeline.n_features), np.float32)  # not yet stacked
         self.future = torch.zeros(1, 0, pipeline.n_features * model.subsample)  # lookahead only
-        self.features: StreamState | None = None  # PCEN smoother, running statistics
+        self.cmvn: RunningStats | None = None  # data.cmvn=running: the statistics so far
         self.state: State | None = None
         self.ids: list[int] = []
         self.previous = 0  # last frame's best id, for collapsing repeats across chunks
@@ -52,7 +51,7 @@ class StreamingRecognizer:
         if len(self.samples) >= self.window:
             n_frames = 1 + (len(self.samples) - self.window) // self.hop
             used = (n_frames - 1) * self.hop + self.window
-            frames, self.features = self.pipeline.stream(self.samples[:used], self.features)
+            frames, self.cmvn = self.pipeline.stream(self.samples[:used], self.cmvn)
             self.frames = np.concatenate([self.frames, frames])
             self.samples = self.samples[n_frames * self.hop :]
         ready = len(self.frames) - len(self.frames) % self.model.subsample
