@@ -158,10 +158,8 @@ class AudioFeatureConfig:
     hop_ms: float = at_least(10.0, 1.0)
     cmvn: str = choice("utterance", ("global", "utterance", "running"))  # FeaturePipeline.cmvn
     # Extra copies of every training recording, each with fresh white noise at an SNR drawn
-    # from copy_snr_db (null: data.snr_db) (multi-condition training; validation and test are
-    # left alone). Copies noisier than the test conditions teach hearing through the noise.
+    # from data.snr_db (multi-condition training; validation and test are left alone).
     noisy_copies: int = at_least(0, 0)
-    copy_snr_db: list[float] | None = None
 
 
 @dataclass

@@ -106,8 +106,7 @@ def recordings(
         manifest = user_recordings(data, paths.root, column)
     else:
         manifest = generated_manifest(paths.raw_dir, synth_spec(data, generated), make_text, column)
-    snr_db = data.snr_db if data.copy_snr_db is None else data.copy_snr_db
-    return with_noisy_copies(manifest, data.noisy_copies, list(snr_db), data.seed)
+    return with_noisy_copies(manifest, data.noisy_copies, list(data.snr_db), data.seed)
 
 
 def with_noisy_copies(
