@@ -186,6 +186,16 @@ def test_kneser_ney_picks_the_order_the_stream_needs_and_sums_to_one() -> None:
         assert sum(candidates) == pytest.approx(1.0)
 
 
+def test_kneser_ney_lower_orders_count_distinct_left_contexts() -> None:
+    """Kneser-Ney's lower orders score a token by how many different tokens it follows, not by
+    how often it occurs: after a context never seen, a token seen 11 times behind only two
+    different tokens is less likely than one seen 3 times behind three (Chen & Goodman 1998)."""
+    train = np.array([0, 1] * 10 + [0, 2, 1, 2, 3, 2, 4], dtype=np.int32)  # 4: never a context
+    kneser_ney = KneserNey(train, vocab_size=5, max_order=2)
+    p_often, p_spread = (kneser_ney._probs(np.array([4, w]), 2)[-1] for w in (1, 2))
+    assert p_spread > 1.2 * p_often
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [("", "is empty"), ("  \n\n", "is empty"), (b"caf\xe9 au lait", "not UTF-8 .*line 1")],
