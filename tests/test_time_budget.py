@@ -83,3 +83,21 @@ def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
     assert np.all(np.diff(factors[:11]) > 0) and np.all(np.diff(factors[10:]) < 0)
     assert factors[-1] == pytest.approx(0.0) and factors[55] == pytest.approx(0.5)
     assert cosine_factor(0.0, warmup=0.0) == 1.0
+
+
+@pytest.mark.parametrize(("scheduler", "epochs"), [("none", 2), ("cosine", 4)])
+def test_early_stopping_waits_for_the_second_half_of_a_cosine_schedule(
+    tmp_path, quick_cfg, scheduler, epochs
+) -> None:
+    """A model that cannot improve (learning rate 0), patience 1, 6 epochs: without a schedule
+    it stops after epoch 2; with a cosine schedule early stopping starts watching half-way
+    (epoch 3 sets the best) and stops after epoch 4, not in the high-learning-rate half."""
+    cfg = quick_cfg(
+        "logger=none",
+        "trainer.max_epochs=6",
+        "trainer.optimizer.lr=0",
+        "trainer.early_stopping_patience=1",
+        f"trainer.scheduler.name={scheduler}",
+    )
+    run_pipeline(cfg, RunPaths(tmp_path))
+    assert read_json(tmp_path / "metrics" / "train.json")["epochs"] == epochs

@@ -14,14 +14,22 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from rnnlab.config import max_time
 from rnnlab.lightning import external_launch
-from rnnlab.lightning.callbacks import EpochLine, History, ResumePoint, StopOnSignal
+from rnnlab.lightning.callbacks import (
+    EarlyStoppingFrom,
+    EpochLine,
+    History,
+    ResumePoint,
+    StopOnSignal,
+)
 from rnnlab.lightning.grad_flow import GradientFlow
 
 RESUME_CHECKPOINT = "last.ckpt"
+# With a cosine schedule early stopping waits for the decay's second half (EarlyStoppingFrom).
+COSINE_EARLY_STOPPING_START = 0.5
 
 
 def configure_cpu(trainer_cfg: DictConfig) -> None:
@@ -106,7 +114,12 @@ def build_trainer(
         history,
         checkpoint,
         ResumePoint(checkpoint_dir / RESUME_CHECKPOINT, resume_from),
-        EarlyStopping(monitor=monitor, mode="min", patience=trainer_cfg.early_stopping_patience),
+        EarlyStoppingFrom(
+            monitor=monitor,
+            mode="min",
+            patience=trainer_cfg.early_stopping_patience,
+            start=COSINE_EARLY_STOPPING_START if trainer_cfg.scheduler.name == "cosine" else 0.0,
+        ),
         RichProgressBar() if interactive else EpochLine(history),
         StopOnSignal(),
     ]
