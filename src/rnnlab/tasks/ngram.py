@@ -128,9 +128,8 @@ class _Order:
         self.codes, self.raw = grams
         if longer is None:  # the longest order: no continuation counts
             self.continuation = self.raw
-        else:  # N1+(. gram): how many distinct longer grams end in it (different left tokens)
-            distinct_left = np.ones(len(longer[0]), dtype=np.int64)  # longer[0] holds no repeats
-            suffixes, counts = _sum_by_code(longer[0] % vocab_size**n, distinct_left)
+        else:  # N1+(. gram): how many distinct longer grams (longer[0]) end in it
+            suffixes, counts = np.unique(longer[0] % vocab_size**n, return_counts=True)
             self.continuation = _lookup(suffixes, counts, self.codes)
 
     def table(self, raw: bool, vocab_size: int) -> dict[str, Any]:
