@@ -19,14 +19,12 @@ from rnnlab.data.audio import (
     running_cmvn,
     spec_augment,
 )
-from rnnlab.data.audio_sets import corpus_digest, generated_manifest, with_noisy_copies
+from rnnlab.data.audio_sets import corpus_digest, with_noisy_copies
 from rnnlab.data.speech_synth import (
-    MIXED,
     VARIANTS,
     Speaker,
     SynthJob,
     add_noise,
-    mixed_variants,
     speakers_by_split,
     synthesize_files,
 )
@@ -250,47 +248,3 @@ def test_test_voices_are_never_heard_in_training():
     assert set().union(*variants.values()) == set(VARIANTS)
     with pytest.raises(DataError, match="none for training"):
         speakers_by_split(seed=3, val_variants=30, test_variants=30)
-
-
-def test_mixed_voices_recombine_training_voices_whole_traits_at_a_time():
-    donors = ["anika", "m3", "klatt"]  # breathy female; plain male; the Klatt synthesiser
-    mixed = mixed_variants(donors, 12, seed=5)
-    assert list(mixed) == [f"{MIXED}{k:02d}" for k in range(1, 13)]
-    assert mixed == mixed_variants(donors, 12, seed=5) != mixed_variants(donors, 12, seed=6)
-
-    def lines(text: str, keyword: str) -> list[str]:
-        return [line for line in text.splitlines() if line.split()[0] == keyword]
-
-    whole = {d: mixed_variants([d], 1, seed=0)["mixed01"] for d in donors}  # one donor: itself
-    assert len(lines(whole["anika"], "formant")) == 9 and lines(whole["anika"], "voicing")
-    for text in mixed.values():  # each trait whole from one donor: a vocal tract, not a patchwork
-        for keyword in ("formant", "pitch", "voicing", "klatt"):
-            assert lines(text, keyword) in [lines(whole[d], keyword) for d in donors]
-    # ... and the traits really mix: anika's voicing with another donor's pitch.
-    assert any(
-        lines(t, "voicing") == ["voicing 30"] and lines(t, "pitch") != ["pitch 200 300"]
-        for t in mixed.values()
-    )
-
-
-def test_mixed_voices_are_heard_in_training_only_and_leave_validation_and_test_alone(
-    tmp_path: Path,
-):
-    spec = {
-        "kind": "spoken_words", "seed": 3, "sample_rate": 16000, "n_train": 40, "n_val": 8,
-        "n_test": 8, "val_voices": 4, "test_voices": 4, "rate": [130, 220], "pitch": [25, 75],
-        "snr_db": [20.0],
-    }  # fmt: skip
-    plain, mixed = (
-        generated_manifest(tmp_path / str(n), {**spec, "mixed_voices": n}, lambda _: "go", "label")
-        for n in (0, 30)
-    )
-    is_mixed = mixed["speaker"].str.contains(f"+{MIXED}", regex=False)
-    assert set(mixed.loc[is_mixed, "split"]) == {"train"} and is_mixed.sum() >= 10
-    held_out = plain["split"] != "train"
-    pd.testing.assert_frame_equal(plain[held_out], mixed[held_out])
-    for name, is_mixed_voice in (("plain", False), ("mixed", True)):
-        rows = (mixed if is_mixed_voice else plain).loc[lambda m: m["split"] == "train"]
-        loud = [np.abs(sf.read(tmp_path / str(30 if is_mixed_voice else 0) / p)[0]).max()
-                for p in rows["path"]]  # fmt: skip
-        assert min(loud) > 0.05, name  # every voice speaks

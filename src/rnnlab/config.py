@@ -171,9 +171,6 @@ class SynthSpeechConfig:
     n_test: int = at_least(300, 1)
     val_voices: int = at_least(6, 1)  # voice variants only heard in validation
     test_voices: int = at_least(8, 1)  # ... and only in test: unseen voices
-    # More training voices, each trait (pitch, formants, voicing, breath...) from a different
-    # training voice (``speech_synth.mixed_variants``); 0: the training voices only.
-    mixed_voices: int = at_least(0, 0)
     rate: list[int] = field(default_factory=lambda: [130, 220])  # words per minute, min-max
     pitch: list[int] = field(default_factory=lambda: [25, 75])  # eSpeak pitch 0-100, min-max
     snr_db: list[float] = field(default_factory=lambda: [30.0, 20.0, 10.0])  # white noise

@@ -23,15 +23,7 @@ import pandas as pd
 from rnnlab.data.audio import AUDIO_EXTENSIONS, FeaturePipeline, decode_audio
 from rnnlab.data.checks import require_columns
 from rnnlab.data.sources import read_csv, resolve_user_path
-from rnnlab.data.speech_synth import (
-    ACCENTS,
-    Speaker,
-    SynthJob,
-    add_noise,
-    mixed_variants,
-    speakers_by_split,
-    synthesize_files,
-)
+from rnnlab.data.speech_synth import SynthJob, add_noise, speakers_by_split, synthesize_files
 from rnnlab.errors import DataError
 from rnnlab.io import atomic_dir, read_json, write_json
 from rnnlab.paths import RunPaths
@@ -66,10 +58,9 @@ def generated_manifest(
     """The generated corpus described by ``spec`` in ``raw_dir``: re-used if ``raw_dir`` already
     holds exactly this corpus, else synthesised (clean FLAC at ``spec["sample_rate"]``).
 
-    ``spec``: seed, sample_rate, counts per split, val/test voice variants, mixed training
-    voices, rate and pitch ranges, SNRs. Each utterance gets a speaker of its split, a rate, a
-    pitch and an SNR; the noise itself is added when features are computed (``load_audio``),
-    seeded per utterance.
+    ``spec``: seed, sample_rate, counts per split, val/test voice variants, rate and pitch
+    ranges, SNRs. Each utterance gets a speaker of its split, a rate, a pitch and an SNR; the
+    noise itself is added when features are computed (``load_audio``), seeded per utterance.
     """
     spec_path = raw_dir / CORPUS_SPEC
     if spec_path.exists() and read_json(spec_path) == spec and (raw_dir / MANIFEST).exists():
@@ -78,9 +69,6 @@ def generated_manifest(
             return manifest
     rng = np.random.default_rng(spec["seed"])
     speakers = speakers_by_split(spec["seed"], spec["val_voices"], spec["test_voices"])
-    donors = sorted({s.variant for s in speakers["train"]})
-    mixed = mixed_variants(donors, spec["mixed_voices"], spec["seed"])
-    speakers["train"] += [Speaker(accent, name) for name in mixed for accent in ACCENTS]
     rows, jobs = [], []
     with atomic_dir(raw_dir) as staging:
         (staging / "audio").mkdir()
@@ -94,7 +82,7 @@ def generated_manifest(
                 path = f"audio/{split}_{i:05d}.flac"
                 jobs.append(SynthJob(str(staging / path), text, speaker, rate, pitch, len(jobs)))
                 rows.append((f"{split}_{i:05d}", path, text, speaker.name, split, rate, pitch, snr))
-        synthesize_files(jobs, spec["sample_rate"], mixed)
+        synthesize_files(jobs, spec["sample_rate"])
         columns = ["id", "path", text_column, "speaker", "split", "rate", "pitch", "snr_db"]
         manifest = pd.DataFrame(rows, columns=columns)
         manifest.to_csv(staging / MANIFEST, index=False)
@@ -331,7 +319,6 @@ def synth_spec(data: Any, kind: str) -> dict[str, Any]:
         **{f"n_{s}": data[f"n_{s}"] for s in SPLITS},
         "val_voices": data.val_voices,
         "test_voices": data.test_voices,
-        "mixed_voices": data.mixed_voices,
         "rate": list(data.rate),
         "pitch": list(data.pitch),
         "snr_db": list(data.snr_db),
