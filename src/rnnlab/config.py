@@ -327,9 +327,6 @@ class TrainerConfig:
     gradient_clip_val: float | None = 1.0
     gradient_clip_algorithm: str = choice("norm", ("norm", "value"))
     early_stopping_patience: int = at_least(8, 1)
-    # Validate, checkpoint and ship an exponential moving average of the weights with this
-    # decay per step (e.g. 0.99); 0: the weights as trained.
-    ema_decay: float = at_least(0.0, 0.0, below=1.0)
     deterministic: bool = True
     num_workers: int = at_least(0, 0)
     flush_denormal: bool = True

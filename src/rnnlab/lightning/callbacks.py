@@ -1,5 +1,5 @@
-"""Callbacks: the learning-curve history, plain progress lines for non-terminals, resume points,
-stopping on a signal between batches, early stopping and a moving average of the weights."""
+"""Callbacks: the learning-curve history, plain progress lines for non-terminals, resume points
+and stopping on a signal between batches."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import math
 import os
 import random
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, WeightAveraging
+from pytorch_lightning.callbacks import EarlyStopping
 
 from rnnlab.recovery import raise_held_signal
 
@@ -226,32 +225,3 @@ class EarlyStoppingFrom(EarlyStopping):
         if super()._should_skip_check(trainer):
             return True
         return self.start > 0 and trainer.lightning_module.training_progress() < self.start
-
-
-class MovingAverage(WeightAveraging):
-    """Validation, checkpoints and the trained model use an exponential moving average of the
-    weights (Lightning's ``WeightAveraging`` swaps it in), which smooths out the last steps'
-    noise: a flatter, steadier model than the final weights.
-
-    ``decay`` is warmed up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early
-    weights do not linger in a short run. The average travels in ``ResumePoint`` checkpoints.
-    """
-
-    def __init__(self, decay: float) -> None:
-        super().__init__(multi_avg_fn=partial(_moving_average_step, decay=decay))
-
-    def state_dict(self) -> dict[str, Any]:
-        average = None if self._average_model is None else self._average_model.state_dict()
-        return {**super().state_dict(), "average": average}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        if self._average_model is not None and state_dict.get("average") is not None:
-            self._average_model.load_state_dict(state_dict["average"])
-
-
-def _moving_average_step(
-    averaged: list[torch.Tensor], current: list[torch.Tensor], updates: Any, decay: float
-) -> None:
-    n = float(updates)
-    torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))

@@ -22,7 +22,6 @@ from rnnlab.lightning.callbacks import (
     EarlyStoppingFrom,
     EpochLine,
     History,
-    MovingAverage,
     ResumePoint,
     StopOnSignal,
 )
@@ -124,8 +123,6 @@ def build_trainer(
         RichProgressBar() if interactive else EpochLine(history),
         StopOnSignal(),
     ]
-    if trainer_cfg.ema_decay > 0:
-        callbacks.append(MovingAverage(trainer_cfg.ema_decay))
     if trainer_cfg.grad_flow_batches > 0:
         callbacks.append(GradientFlow(output_dir, trainer_cfg.grad_flow_batches))
     callbacks.extend(extra_callbacks)
