@@ -78,6 +78,24 @@ def test_evaluation_reports_error_rates_examples_and_posteriorgrams(asr_run):
     assert {"reference", "greedy", "beam", "speaker"} <= set(examples.columns)
 
 
+def test_validation_cer_is_the_greedy_error_rate_and_is_recorded(asr_run):
+    """val/cer: greedy decoding (repeats merged, blanks dropped) against the references, by
+    edit distance over reference characters; logged per epoch, its best-checkpoint value kept."""
+    import torch
+
+    # Frames decode greedily to ids [1, 3] ("a c" style); the references are [1, 2, 3] and [2].
+    best = [[1, 1, 0, 3], [2, 0, 0, 0]]
+    log_probs = torch.nn.functional.one_hot(torch.tensor(best), 5).float().log_softmax(-1)
+    batch = {"y": torch.tensor([[1, 2, 3], [2, 0, 0]]), "target_lengths": torch.tensor([3, 1])}
+    figures = get_task("asr").val_metrics((log_probs, torch.tensor([4, 4])), batch)
+    assert float(figures["cer"]) == pytest.approx(1 / 4)  # one deletion in four characters
+
+    paths = asr_run["paths"]
+    curve = pd.read_csv(paths.plots_dir / "learning_curve.csv")
+    assert "val_cer" in curve.columns and curve["val_cer"].between(0, 2).all()
+    assert 0 <= read_json(paths.metrics_dir / "train.json")["best_val_cer"] <= 2
+
+
 def test_logged_model_takes_files_or_base64_and_answers_like_the_task(asr_run, tmp_path):
     from rnnlab.data.audio import encode_wav
 

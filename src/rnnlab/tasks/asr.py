@@ -134,6 +134,25 @@ class ASRTask(Task):
             zero_infinity=True,  # an utterance too short for its transcript adds no gradient
         )
 
+    def val_metrics(
+        self, prediction: tuple[Tensor, Tensor], batch: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Greedy CER (``val/cer``): the figure a recogniser is judged by, and one that keeps
+        falling after an over-confident model's CTC loss has turned up; ``task.monitor=val/cer``
+        keeps the checkpoint it likes best."""
+        log_probs, out_lengths = prediction
+        hypotheses = [
+            greedy_decode(lp[: int(n)].float().cpu().numpy())
+            for lp, n in zip(log_probs, out_lengths, strict=True)
+        ]
+        references = [
+            y[: int(n)].tolist() for y, n in zip(batch["y"], batch["target_lengths"], strict=True)
+        ]
+        # Character ids as text: the edit distance needs no alphabet.
+        text = ["".join(map(chr, ids)) for ids in (*hypotheses, *references)]
+        cer = error_rates(text[: len(hypotheses)], text[len(hypotheses) :])["cer"]
+        return {"cer": torch.tensor(cer)}
+
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
         return example_audio(paths.raw_dir, cfg.data.sample_rate)
 
