@@ -96,6 +96,17 @@ def test_validation_cer_is_the_greedy_error_rate_and_is_recorded(asr_run):
     assert 0 <= read_json(paths.metrics_dir / "train.json")["best_val_cer"] <= 2
 
 
+def test_monitoring_validation_cer_keeps_the_epoch_with_the_lowest(compose_cfg, tmp_path):
+    cfg = compose_cfg([*TINY, "logger=none", "trainer.max_epochs=4", "task.monitor=val/cer"])
+    paths = RunPaths(tmp_path)
+    run_pipeline(cfg, paths)
+    curve = pd.read_csv(paths.plots_dir / "learning_curve.csv")
+    kept = curve.loc[curve["val_cer"].idxmin()]  # the first of equals, as the checkpoint keeps
+    train = read_json(paths.metrics_dir / "train.json")
+    assert train["best_val_cer"] == pytest.approx(kept["val_cer"])
+    assert train["best_val_loss"] == pytest.approx(kept["val_loss"])  # that epoch's loss
+
+
 def test_logged_model_takes_files_or_base64_and_answers_like_the_task(asr_run, tmp_path):
     from rnnlab.data.audio import encode_wav
 

@@ -81,11 +81,18 @@ def test_wrong_type_message_is_one_line_without_omegaconf_internals(compose_cfg)
         ("task.window_norm=mean", "task.window_norm=mean", "['none', 'last', 'revin']"),
         ("trainer.optimizer.name=rmsprop", "trainer.optimizer.name=rmsprop", "'adamw'"),
         ("logger.backend=wandb", "logger.backend=wandb", "['mlflow', 'none']"),
+        # Checkpoints keep the lowest monitored figure: accuracy would keep the worst epoch.
+        ("task.monitor=val/accuracy", "task.monitor=val/accuracy", "['val/loss']"),
+        (
+            "task=asr data=synth_speech task.monitor=val/wer",
+            "task.monitor=val/wer",
+            "['val/loss', 'val/cer']",
+        ),
     ],
 )
 def test_bad_choice_lists_allowed_values(compose_cfg, override, key, allowed):
     with pytest.raises(ConfigError, match="is not allowed; choose one of") as info:
-        compose_cfg([override])
+        compose_cfg(override.split())
     assert f"`{key}`" in str(info.value)
     assert allowed in str(info.value)
 

@@ -4,7 +4,7 @@
     python -m rnnlab.app -m model=rnn,lstm,gru,bilstm,lstm_attn,mlp,transformer
 
 Each job writes under its own Hydra output directory and logs one MLflow run; the returned
-value (the monitored validation loss) is what hyper-parameter sweepers optimise.
+value (the monitored validation figure, `task.monitor`) is what hyper-parameter sweepers optimise.
 """
 
 from __future__ import annotations
@@ -70,12 +70,14 @@ def main(cfg: DictConfig) -> float | None:
     from rnnlab.tasks import get_spec
 
     test = get_spec(cfg.task.name).model_scores(result["evaluate"])
+    score = result["train"][f"best_{cfg.task.monitor.replace('/', '_')}"]
     log.info(
-        "best val/loss %.5f | test %s",
-        result["train"]["best_val_loss"],
+        "best %s %.5f | test %s",
+        cfg.task.monitor,
+        score,
         " ".join(f"{k}={v:.4f}" for k, v in test.items()),
     )
-    return result["train"]["best_val_loss"]
+    return score
 
 
 def _join_sweep(hydra_cfg: DictConfig, cfg: DictConfig) -> None:

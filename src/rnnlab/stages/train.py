@@ -116,9 +116,10 @@ def _train(cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback]) -
     write_text_atomic(paths.plots_dir / "learning_curve.csv", curve.to_csv(index=False))
     # Timings vary from run to run: they go to MLflow and the summary, not to the hashed
     # metrics file, so identical trainings leave identical outputs.
+    # The kept epoch's validation figures; the monitored one as the checkpoint recorded it.
     summary = {
-        "best_val_loss": best_score,
         **at_best,
+        f"best_{cfg.task.monitor.replace('/', '_')}": best_score,
         "epochs": len(curve),
         "n_parameters": n_params,
         "train_windows": len(data.train),
@@ -194,10 +195,10 @@ def _best_score(checkpoint: dict[str, Any]) -> float:
 
 
 def _val_figures_at(curve: pd.DataFrame, epoch: int) -> dict[str, float]:
-    """The task's validation figures other than the loss (``val_accuracy`` ...) at ``epoch``
-    of the learning curve, named ``best_val_<figure>``: those of the model that is kept."""
+    """The validation figures (``val_loss``, ``val_accuracy`` ...) at ``epoch`` of the learning
+    curve, named ``best_val_<figure>``: those of the model that is kept."""
     rows = curve[curve["epoch"] == epoch]
-    names = [c for c in curve.columns if c.startswith("val_") and c != "val_loss"]
+    names = [c for c in curve.columns if c.startswith("val_")]
     if rows.empty:
         return {}
     return {f"best_{name}": float(rows[name].iloc[-1]) for name in names}
