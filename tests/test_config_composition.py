@@ -120,3 +120,16 @@ def test_the_study_experiment_ends_its_sweep_with_the_study_report():
         plain = compose("config", [], return_hydra_config=True)
     assert study.hydra.callbacks.mlflow_setup.report == "study"
     assert plain.hydra.callbacks.mlflow_setup.report == "leaderboard"
+
+
+def test_the_streaming_asr_experiment_is_the_documented_recipe(compose_cfg):
+    """experiment=streaming_asr spells out the streaming recipe of docs/benchmarks.md; its
+    figures were measured with these keys on the command line, so both must compose alike."""
+    recipe = [
+        "task=asr", "data=synth_speech", "data.cmvn=running", "model=gru",
+        "model.num_layers=3", "model.hidden_size=256", "task.lookahead=2",
+        "data.noisy_copies=1", "trainer.max_epochs=26",
+    ]  # fmt: skip
+    assert compose_cfg(["experiment=streaming_asr"]) == compose_cfg(recipe)
+    yours = compose_cfg(["experiment=streaming_asr", "data=speech_files"])
+    assert yours.data.name == "speech_files" and yours.data.cmvn == "running"
