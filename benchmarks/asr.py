@@ -40,7 +40,7 @@ COMMON = ["task=asr", "data=synth_speech"]
 VARIANTS: dict[str, list[str]] = {
     "bigru": [],
     # conf/experiment/streaming_asr.yaml: 3 x 256 GRU, running CMVN, 60 ms of lookahead, one
-    # noisy copy, 26 epochs; about 1,100 CPU-s for the whole job
+    # noisy copy, no SpecAugment masks, 26 epochs; about 1,100 CPU-s for the whole job
     "gru": ["experiment=streaming_asr"],
     "mlp": ["model=mlp", "model.hidden_size=256", "trainer.max_epochs=8"],
     "transformer": [

@@ -128,7 +128,7 @@ def test_the_streaming_asr_experiment_is_the_documented_recipe(compose_cfg):
     recipe = [
         "task=asr", "data=synth_speech", "data.cmvn=running", "model=gru",
         "model.num_layers=3", "model.hidden_size=256", "task.lookahead=2",
-        "data.noisy_copies=1", "trainer.max_epochs=26",
+        "data.noisy_copies=1", "task.spec_augment=false", "trainer.max_epochs=26",
     ]  # fmt: skip
     assert compose_cfg(["experiment=streaming_asr"]) == compose_cfg(recipe)
     yours = compose_cfg(["experiment=streaming_asr", "data=speech_files"])
