@@ -83,7 +83,7 @@ def test_validation_cer_is_the_greedy_error_rate_and_is_recorded(asr_run):
     edit distance over reference characters; logged per epoch, its best-checkpoint value kept."""
     import torch
 
-    # Frames decode greedily to ids [1, 3] ("a c" style); the references are [1, 2, 3] and [2].
+    # The frames decode greedily to ids [1, 3] and [2]; the references are [1, 2, 3] and [2].
     best = [[1, 1, 0, 3], [2, 0, 0, 0]]
     log_probs = torch.nn.functional.one_hot(torch.tensor(best), 5).float().log_softmax(-1)
     batch = {"y": torch.tensor([[1, 2, 3], [2, 0, 0]]), "target_lengths": torch.tensor([3, 1])}

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.config import CONF_DIR, validate
+from rnnlab.config import CONF_DIR, best_key, validate
 from rnnlab.errors import RnnlabError
 from rnnlab.hydra_callbacks import FAILED_JOB_FILE, PARENT_RUN_FILE
 from rnnlab.hydra_overrides import install as install_did_you_mean
@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> float | None:
     from rnnlab.tasks import get_spec
 
     test = get_spec(cfg.task.name).model_scores(result["evaluate"])
-    score = result["train"][f"best_{cfg.task.monitor.replace('/', '_')}"]
+    score = result["train"][best_key(cfg.task.monitor)]
     log.info(
         "best %s %.5f | test %s",
         cfg.task.monitor,

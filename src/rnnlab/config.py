@@ -38,6 +38,17 @@ def choice(default: Any, options: tuple[str, ...]) -> Any:
     return field(default=default, metadata={"choices": options})
 
 
+def monitored(*extra: str) -> Any:
+    """A task schema's ``monitor`` field: the validation figure that checkpoints and early
+    stopping follow (lowest first): ``val/loss``, or one of ``extra`` that the task logs."""
+    return choice("val/loss", ("val/loss", *extra))
+
+
+def best_key(monitor: str) -> str:
+    """The ``train.json`` key of the monitored figure at the kept epoch (``best_val_loss``)."""
+    return f"best_{monitor.replace('/', '_')}"
+
+
 def at_least(
     default: Any, low: float, below: float | None = None, high: float | None = None
 ) -> Any:
@@ -53,7 +64,7 @@ class ForecastTaskConfig:
     horizon: int = at_least(13, 1)
     window_norm: str = choice("last", ("none", "last", "revin"))
     channel_independent: bool = True  # several targets: one shared network per target
-    monitor: str = choice("val/loss", ("val/loss",))  # what checkpoints and early stopping follow
+    monitor: str = monitored()
 
 
 @dataclass
@@ -90,7 +101,7 @@ class LMTaskConfig:
     embedding_dim: int = at_least(64, 1)
     tie_weights: bool = False  # share embedding and output matrix (embedding_dim == hidden)
     zero_state_fraction: float = at_least(0.0, 0.0, high=1.0)  # training rows reset per batch
-    monitor: str = choice("val/loss", ("val/loss",))  # what checkpoints and early stopping follow
+    monitor: str = monitored()
 
 
 @dataclass
@@ -121,7 +132,7 @@ class Seq2SeqTaskConfig:
     attention: str = choice("additive", DECODER_ATTENTION)
     embedding_dim: int = at_least(32, 1)
     teacher_forcing: float = at_least(0.5, 0.0, high=1.0)
-    monitor: str = choice("val/loss", ("val/loss",))  # what checkpoints and early stopping follow
+    monitor: str = monitored()
 
 
 @dataclass
@@ -199,7 +210,7 @@ class SpecAugmentConfig:
 class ClassifyTaskConfig(SpecAugmentConfig):
     name: str = "classify"
     embedding_dim: int = at_least(64, 1)  # token embedding size (text data only)
-    monitor: str = choice("val/loss", ("val/loss",))  # what checkpoints and early stopping follow
+    monitor: str = monitored()
 
 
 @dataclass
@@ -232,7 +243,7 @@ class ClassifyDataConfig(AudioFeatureConfig, SynthSpeechConfig):
 @dataclass
 class LongRangeTaskConfig:
     name: str = "longrange"
-    monitor: str = choice("val/loss", ("val/loss",))  # what checkpoints and early stopping follow
+    monitor: str = monitored()
 
 
 @dataclass
@@ -266,7 +277,7 @@ class ASRTaskConfig(SpecAugmentConfig):
     frame_context: int = at_least(4, 0)  # model=mlp: steps either side each output sees
     spec_augment: bool = True  # time and frequency masks on training features
     # val/cer: greedy validation CER, which can keep falling after the CTC loss turns up
-    monitor: str = choice("val/loss", ("val/loss", "val/cer"))
+    monitor: str = monitored("val/cer")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from rnnlab import tracking
-from rnnlab.config import training_config
+from rnnlab.config import best_key, training_config
 from rnnlab.errors import TrainingError
 from rnnlab.io import atomic_dir, write_json, write_text_atomic
 from rnnlab.lightning import is_primary_process
@@ -119,7 +119,7 @@ def _train(cfg: DictConfig, paths: RunPaths, callbacks: Sequence[pl.Callback]) -
     # The kept epoch's validation figures; the monitored one as the checkpoint recorded it.
     summary = {
         **at_best,
-        f"best_{cfg.task.monitor.replace('/', '_')}": best_score,
+        best_key(cfg.task.monitor): best_score,
         "epochs": len(curve),
         "n_parameters": n_params,
         "train_windows": len(data.train),

@@ -141,16 +141,19 @@ class ASRTask(Task):
         falling after an over-confident model's CTC loss has turned up; ``task.monitor=val/cer``
         keeps the checkpoint it likes best."""
         log_probs, out_lengths = prediction
+
+        def text(ids: list[int]) -> str:  # character ids as text: no alphabet needed
+            return "".join(map(chr, ids))
+
         hypotheses = [
-            greedy_decode(lp[: int(n)].float().cpu().numpy())
+            text(greedy_decode(lp[: int(n)].float().cpu().numpy()))
             for lp, n in zip(log_probs, out_lengths, strict=True)
         ]
         references = [
-            y[: int(n)].tolist() for y, n in zip(batch["y"], batch["target_lengths"], strict=True)
+            text(y[: int(n)].tolist())
+            for y, n in zip(batch["y"], batch["target_lengths"], strict=True)
         ]
-        # Character ids as text: the edit distance needs no alphabet.
-        text = ["".join(map(chr, ids)) for ids in (*hypotheses, *references)]
-        cer = error_rates(text[: len(hypotheses)], text[len(hypotheses) :])["cer"]
+        cer = error_rates(hypotheses, references)["cer"]
         return {"cer": torch.tensor(cer)}
 
     def example_frame(self, cfg: DictConfig, paths: RunPaths) -> pd.DataFrame:
