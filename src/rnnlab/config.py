@@ -210,6 +210,9 @@ class SpecAugmentConfig:
 class ClassifyTaskConfig(SpecAugmentConfig):
     name: str = "classify"
     embedding_dim: int = at_least(64, 1)  # token embedding size (text data only)
+    # A deep ensemble: this many networks trained side by side, each on its own loss, and
+    # their class probabilities averaged (costs that many times the training and inference).
+    ensemble: int = at_least(1, 1)
     monitor: str = monitored()
 
 

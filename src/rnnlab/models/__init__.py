@@ -22,6 +22,7 @@ _HOMES = {
     ),
     "rnnlab.models.baselines": ("MLPEncoder", "TransformerEncoderBaseline"),
     "rnnlab.models.encoders": ("RecurrentEncoder", "State"),
+    "rnnlab.models.ensemble": ("ProbabilityEnsemble",),
     "rnnlab.models.init": ("init_weights",),
     "rnnlab.models.networks": ("SequenceNetwork", "build_network", "count_parameters"),
 }

@@ -29,7 +29,7 @@ from rnnlab.data.preprocessing import Scaler, pad
 from rnnlab.data.sequences import parse_long
 from rnnlab.data.text_tokens import PAD_ID, Vocabulary
 from rnnlab.model_store import TrainedModel
-from rnnlab.models import build_network, lengths_to_mask
+from rnnlab.models import ProbabilityEnsemble, build_network, lengths_to_mask
 from rnnlab.paths import RunPaths
 from rnnlab.tasks.audio_augment import augment_settings, augmented
 from rnnlab.tasks.base import Evaluation, Task, TaskData
@@ -119,18 +119,29 @@ class ClassifyTask(Task):
         summarise = cfg.model.arch in ("mlp", "linear")
         text = meta["kind"] == "text"
         features = cfg.task.embedding_dim if text else meta["n_features"]
-        network = build_network(
-            cfg.model.arch,
-            input_size=2 * features if summarise else features,
-            output_size=len(meta["classes"]),
-            seq_len=1 if summarise else None,
-            **hparams,
-        )
-        embedding = nn.Embedding(meta["n_tokens"], features, padding_idx=PAD_ID) if text else None
-        return Classifier(network, embedding, summarise)
+
+        def classifier() -> Classifier:
+            network = build_network(
+                cfg.model.arch,
+                input_size=2 * features if summarise else features,
+                output_size=len(meta["classes"]),
+                seq_len=1 if summarise else None,
+                **hparams,
+            )
+            embedding = (
+                nn.Embedding(meta["n_tokens"], features, padding_idx=PAD_ID) if text else None
+            )
+            return Classifier(network, embedding, summarise)
+
+        if cfg.task.ensemble == 1:
+            return classifier()
+        return ProbabilityEnsemble([classifier() for _ in range(cfg.task.ensemble)])
 
     def loss(self, prediction: Tensor, batch: dict[str, Tensor]) -> Tensor:
-        return nn.functional.cross_entropy(prediction, batch["y"])
+        # An ensemble in training gives every member's logits, (M, B, K): a loss per member.
+        members = prediction.reshape(-1, *prediction.shape[-2:])  # (M, B, K)
+        y = batch["y"].repeat(len(members))
+        return nn.functional.cross_entropy(members.flatten(0, 1), y)
 
     def val_metrics(self, prediction: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"accuracy": (prediction.argmax(dim=-1) == batch["y"]).float().mean()}
