@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -230,3 +231,54 @@ def test_logged_text_model_takes_raw_strings(tmp_path: Path, tracking: str, clas
     expected = get_task("classify").predict_frame(load_trained(job.model_dir), raw)
     pd.testing.assert_frame_equal(out, expected)
     assert list(out.columns) == ["label", "prob_negative", "prob_positive"] and len(out) == 3
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss_and_averages_probabilities(
+    classify_cfg,
+) -> None:
+    torch.manual_seed(0)
+    cfg = classify_cfg("model=gru", "data=japanese_vowels", "task.ensemble=3")
+    task = get_task("classify")
+    model = task.build_model(cfg, SEQUENCE_META)
+    x, lengths = _batch(SEQUENCE_META, [7, 29, 12], 29), torch.tensor([7, 29, 12])
+    batch = {"x": x, "lengths": lengths, "y": torch.tensor([0, 4, 8])}
+    members = model(x, lengths)  # training mode: every member's logits
+    assert members.shape == (3, 3, 9)
+    own = [torch.nn.functional.cross_entropy(m, batch["y"]) for m in members]
+    torch.testing.assert_close(task.loss(members, batch), torch.stack(own).mean())
+    with torch.no_grad():
+        each = torch.stack([member(x, lengths) for member in model.eval().members])
+        combined = model(x, lengths)
+    assert not torch.allclose(each[0], each[1])  # members start apart
+    torch.testing.assert_close(combined.exp(), torch.softmax(each, dim=-1).mean(dim=0))
+
+
+def test_a_trained_ensemble_is_logged_and_reloaded_with_its_averaged_probabilities(
+    tmp_path: Path, tracking: str, classify_cfg
+) -> None:
+    example = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
+    cfg = classify_cfg(
+        "data=sequences_csv",
+        "model=gru",
+        "model.num_layers=1",
+        "task.ensemble=3",
+        "trainer.max_epochs=15",
+        "trainer.batch_size=16",
+        path=str(example),
+    )
+    job = RunPaths(tmp_path / "job")
+    result = run_pipeline(cfg, job)
+    assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.9
+    rows = pd.read_csv(example).drop(columns="label")
+    trained = load_trained(job.model_dir)
+    out = get_task("classify").predict_frame(trained, rows)
+    logged = mlflow.pyfunc.load_model(f"runs:/{result['train']['mlflow_run_id']}/model")
+    pd.testing.assert_frame_equal(logged.predict(rows), out)
+    # The probabilities are the mean of the three reloaded members' own.
+    each = [
+        get_task("classify").predict_frame(replace(trained, model=member), rows)
+        for member in trained.model.members
+    ]
+    assert len(each) == 3
+    mean = np.mean([e.filter(like="prob_").to_numpy() for e in each], axis=0)
+    np.testing.assert_allclose(out.filter(like="prob_").to_numpy(), mean, atol=1e-6)
