@@ -133,3 +133,15 @@ def test_the_streaming_asr_experiment_is_the_documented_recipe(compose_cfg):
     assert compose_cfg(["experiment=streaming_asr"]) == compose_cfg(recipe)
     yours = compose_cfg(["experiment=streaming_asr", "data=speech_files"])
     assert yours.data.name == "speech_files" and yours.data.cmvn == "running"
+
+
+def test_the_spoken_words_ensemble_experiment_is_the_documented_recipe(compose_cfg):
+    """experiment=spoken_words_ensemble is the command line its figures were measured with."""
+    recipe = [
+        "task=classify", "data=spoken_words", "model=bigru", "task.ensemble=3",
+        "trainer.max_epochs=15", "trainer.scheduler.name=cosine",
+        "trainer.scheduler.warmup=0.1", "trainer.optimizer.lr=0.006",
+    ]  # fmt: skip
+    assert compose_cfg(["experiment=spoken_words_ensemble"]) == compose_cfg(recipe)
+    yours = compose_cfg(["experiment=spoken_words_ensemble", "data=audio_folder"])
+    assert yours.data.name == "audio_folder" and yours.task.ensemble == 3
