@@ -179,23 +179,31 @@ def test_vowels_pipeline_writes_and_logs_metrics_and_the_confusion_matrix(
     }
 
 
-def test_user_long_csv_pipeline_and_the_logged_model_takes_raw_long_format(
-    tmp_path: Path, tracking: str, classify_cfg
-) -> None:
-    example = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
+EXAMPLE_CSV = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
+
+
+def _train_on_the_example_csv(tmp_path: Path, classify_cfg, *overrides: str) -> tuple:
+    """A 1-layer GRU trained on the shipped long-format example: (its job paths, the result)."""
     cfg = classify_cfg(
         "data=sequences_csv",
         "model=gru",
         "model.num_layers=1",
         "trainer.max_epochs=15",
         "trainer.batch_size=16",
-        path=str(example),
+        *overrides,
+        path=str(EXAMPLE_CSV),
     )
     job = RunPaths(tmp_path / "job")
-    result = run_pipeline(cfg, job)
+    return job, run_pipeline(cfg, job)
+
+
+def test_user_long_csv_pipeline_and_the_logged_model_takes_raw_long_format(
+    tmp_path: Path, tracking: str, classify_cfg
+) -> None:
+    job, result = _train_on_the_example_csv(tmp_path, classify_cfg)
     assert result["prepare"] == {"classes": 3, "train": 42, "val": 6, "test": 12}
     assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.9
-    raw = pd.read_csv(example)
+    raw = pd.read_csv(EXAMPLE_CSV)
     assert pd.read_csv(job.raw_dir / "train.csv").equals(raw)
 
     # The logged model takes the long format as a user has it, rows in any order.
@@ -256,20 +264,9 @@ def test_an_ensemble_trains_each_member_on_its_own_loss_and_averages_probabiliti
 def test_a_trained_ensemble_is_logged_and_reloaded_with_its_averaged_probabilities(
     tmp_path: Path, tracking: str, classify_cfg
 ) -> None:
-    example = Path(__file__).resolve().parents[1] / "data/external/sequences_example.csv"
-    cfg = classify_cfg(
-        "data=sequences_csv",
-        "model=gru",
-        "model.num_layers=1",
-        "task.ensemble=3",
-        "trainer.max_epochs=15",
-        "trainer.batch_size=16",
-        path=str(example),
-    )
-    job = RunPaths(tmp_path / "job")
-    result = run_pipeline(cfg, job)
+    job, result = _train_on_the_example_csv(tmp_path, classify_cfg, "task.ensemble=3")
     assert result["evaluate"]["test"]["model"]["accuracy"] >= 0.9
-    rows = pd.read_csv(example).drop(columns="label")
+    rows = pd.read_csv(EXAMPLE_CSV).drop(columns="label")
     trained = load_trained(job.model_dir)
     out = get_task("classify").predict_frame(trained, rows)
     logged = mlflow.pyfunc.load_model(f"runs:/{result['train']['mlflow_run_id']}/model")
