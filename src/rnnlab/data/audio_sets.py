@@ -69,17 +69,12 @@ def generated_manifest(
             return manifest
     rng = np.random.default_rng(spec["seed"])
     speakers = speakers_by_split(spec["seed"], spec["val_voices"], spec["test_voices"])
-    from rnnlab.data.speech_synth import ACCENTS, EXTRA_TRAIN, Speaker
-    pool = speakers["train"] + [Speaker(a, v) for v in EXTRA_TRAIN for a in ACCENTS]
-    rng2 = np.random.default_rng([spec["seed"], 31337])
     rows, jobs = [], []
     with atomic_dir(raw_dir) as staging:
         (staging / "audio").mkdir()
         for split in SPLITS:
             for i in range(spec[f"n_{split}"]):
                 speaker = speakers[split][int(rng.integers(len(speakers[split])))]
-                if split == "train" and EXTRA_TRAIN:
-                    speaker = pool[int(rng2.integers(len(pool)))]
                 text = make_text(rng)
                 rate = int(rng.integers(spec["rate"][0], spec["rate"][1] + 1))
                 pitch = int(rng.integers(spec["pitch"][0], spec["pitch"][1] + 1))
@@ -87,18 +82,6 @@ def generated_manifest(
                 path = f"audio/{split}_{i:05d}.flac"
                 jobs.append(SynthJob(str(staging / path), text, speaker, rate, pitch, len(jobs)))
                 rows.append((f"{split}_{i:05d}", path, text, speaker.name, split, rate, pitch, snr))
-        import os
-        for i in range(int(os.environ.get("EXTRA_N", "0"))):
-            split = "train"
-            i += spec["n_train"]
-            speaker = pool[int(rng2.integers(len(pool)))]
-            text = make_text(rng2)
-            rate = int(rng2.integers(spec["rate"][0], spec["rate"][1] + 1))
-            pitch = int(rng2.integers(spec["pitch"][0], spec["pitch"][1] + 1))
-            snr = float(rng2.choice(spec["snr_db"]))
-            path = f"audio/{split}_{i:05d}.flac"
-            jobs.append(SynthJob(str(staging / path), text, speaker, rate, pitch, len(jobs)))
-            rows.append((f"{split}_{i:05d}", path, text, speaker.name, split, rate, pitch, snr))
         synthesize_files(jobs, spec["sample_rate"])
         columns = ["id", "path", text_column, "speaker", "split", "rate", "pitch", "snr_db"]
         manifest = pd.DataFrame(rows, columns=columns)
@@ -331,8 +314,6 @@ def synth_spec(data: Any, kind: str) -> dict[str, Any]:
     """What determines a generated corpus; its cached audio is re-used while this is equal."""
     return {
         "kind": kind,
-        "extra_n": __import__("os").environ.get("EXTRA_N", "0"),
-        "extra_train": list(__import__("rnnlab.data.speech_synth", fromlist=["x"]).EXTRA_TRAIN),
         "seed": data.seed,
         "sample_rate": data.sample_rate,
         **{f"n_{s}": data[f"n_{s}"] for s in SPLITS},

@@ -29,8 +29,6 @@ VARIANTS = (
     "klatt", "klatt2", "klatt3", "Lee", "linda", "max", "Michael", "Mike", "norbert", "paul",
     "pedro", "quincy", "Reed", "rob", "robert", "steph", "travis", "victor", "zac",
 )  # fmt: skip
-import os
-EXTRA_TRAIN = tuple(v for v in os.environ.get("EXTRA_TRAIN", "").split(":") if v)
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COMMAND_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

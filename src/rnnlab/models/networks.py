@@ -20,27 +20,6 @@ from rnnlab.models.names import ARCHS, RECURRENT_ARCHS, SEGMENT_ARCHS
 from rnnlab.models.segments import SegmentEmbedding
 
 
-import os
-import torch
-
-
-class ConvFront(nn.Module):
-    """Hack: 2-D convs over (time, mel) with pooling along mel only."""
-
-    def __init__(self, n_features: int, channels: int, layers: int) -> None:
-        super().__init__()
-        blocks, c_in, f = [], 1, n_features
-        for _ in range(layers):
-            blocks += [nn.Conv2d(c_in, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d((1, 2))]
-            c_in, f = channels, f // 2
-        self.net = nn.Sequential(*blocks)
-        self.output_size = channels * f
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.net(x.unsqueeze(1))  # (B, C, T, F')
-        return h.permute(0, 2, 1, 3).flatten(2)
-
-
 class SequenceNetwork(nn.Module):
     """Encoder -> fixed-size features (B, D) -> linear head (B, output_size).
 
@@ -65,8 +44,6 @@ class SequenceNetwork(nn.Module):
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x (B, T, F) -> features (B, D) fed to the head (useful for probing/embeddings)."""
-        if getattr(self, "front", None) is not None:
-            x = self.front(x)
         if self.segments is not None:
             if lengths is not None and bool((lengths != x.shape[1]).any()):
                 raise ValueError("Segment tokens need unpadded windows; got padded sequences.")
@@ -138,11 +115,6 @@ def build_network(
     if arch != "linear" and variant != "nlinear":
         raise ValueError(f"variant={variant!r} only applies to arch='linear', not {arch!r}.")
 
-    front = None
-    if os.environ.get("CONV") and input_size >= 20:
-        ch, ly = (int(v) for v in os.environ["CONV"].split("x"))
-        front = ConvFront(input_size, ch, ly)
-        input_size = front.output_size
     segments = None
     if segment_len is not None:
         segments = SegmentEmbedding(input_size, segment_len, hidden_size, arch != "transformer")
@@ -154,7 +126,6 @@ def build_network(
     if attention is not None:
         pooling = AttentionPooling(encoder.output_size, attention, num_heads=num_heads)
     network = SequenceNetwork(encoder, output_size, pooling, segments)
-    network.front = front
     steps = seq_len if seq_len is None or segment_len is None else -(-seq_len // segment_len)
     init_weights(network, init, max_timescale=steps)
     return network
